@@ -1,0 +1,54 @@
+# sluice — the two commands a user needs are `make run` and `make test`.
+# Everything else here is what those two are made of.
+JOBS  ?= $(shell nproc 2>/dev/null || echo 2)
+PORT  ?= 4000
+HOST  ?= 127.0.0.1
+
+.PHONY: all deps deps-test build build-asan run test unit e2e e2e-asan unit-asan bench clean
+
+all: build
+
+deps:
+	@scripts/deps.sh build
+
+deps-test:
+	@scripts/deps.sh test
+
+build/Makefile: CMakeLists.txt
+	cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+
+build: build/Makefile
+	cmake --build build -j$(JOBS)
+
+build-asan/Makefile: CMakeLists.txt
+	cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DSLUICE_SANITIZE=ON >/dev/null
+
+build-asan: build-asan/Makefile
+	cmake --build build-asan -j$(JOBS)
+
+# Starts sluice on 127.0.0.1:4000 with the embedded demo config (a mock model, no network).
+run: deps build
+	build/sluice --port $(PORT) --host $(HOST)
+
+unit: build
+	cd build && ctest --output-on-failure
+
+unit-asan: build-asan
+	cd build-asan && ctest --output-on-failure
+
+e2e: build
+	cd tests/e2e && node --test --test-concurrency=1 *.test.mjs
+
+e2e-asan: build-asan
+	cd tests/e2e && SLUICE_BIN=$(CURDIR)/build-asan/sluice SLUICE_SANITIZED=1 \
+	  node --test --test-concurrency=1 *.test.mjs
+
+# Every test: unit and e2e on the release build, then both again under ASan+UBSan.
+test: deps-test
+	$(MAKE) unit e2e unit-asan e2e-asan
+
+bench: deps-test build
+	bench/run.sh
+
+clean:
+	rm -rf build build-asan

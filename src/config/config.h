@@ -1,0 +1,89 @@
+/* config — LiteLLM's config.yaml, read with libfyaml into an immutable snapshot.
+ * Owns: `.env` beside the config, `environment_variables:`, `os.environ/VAR` substitution in any
+ * string, validation with file:line for every problem, the list of keys sluice ignores, and the
+ * derived per-deployment data the hot path wants precomputed (upstream URLs, auth headers,
+ * proxy decision). A loaded cfg is never mutated; it is freed as a whole. */
+#ifndef SLUICE_CONFIG_H
+#define SLUICE_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <cjson/cJSON.h>
+
+#include "providers/provider.h"
+
+struct curl_slist;
+
+typedef struct {
+    char *model_name;     /* public name (the model group) */
+    char *model;          /* litellm_params.model, e.g. "openai/gpt-4o" */
+    char *provider;       /* "openai", "hosted_vllm", "bedrock", ... */
+    prov_kind kind;
+    char *upstream_model; /* what is sent upstream as "model" */
+    char *api_base;       /* without trailing slash; NULL for mock-only */
+    char *api_key;        /* provider key (secret: never logged or returned) */
+    double timeout;       /* seconds, whole non-streamed request */
+    double stream_timeout;/* seconds, to first byte and between chunks */
+    int max_retries;
+    long rpm, tpm;
+    char *mock_response;  /* answer offline with this text */
+    char *id;             /* model_info.id, else a hash of the deployment */
+    cJSON *litellm_params;/* as configured after substitution; api_key stripped for display */
+    cJSON *model_info;
+    int line;             /* where it is defined */
+    /* derived */
+    char *url[3];         /* indexed by prov_endpoint */
+    char *host;           /* host[:port] of api_base, for messages */
+    char *proxy;          /* CURLOPT_PROXY value: "" = never proxied */
+    struct curl_slist *headers; /* Authorization, Content-Type, Expect: (shared, read-only) */
+} cfg_deployment;
+
+typedef struct {
+    char *path;
+    cfg_deployment *deps;
+    size_t ndeps;
+    char *master_key;           /* NULL = open proxy (loopback only) */
+    size_t max_request_bytes;   /* general_settings.max_request_size_mb */
+    bool json_logs;             /* litellm_settings.json_logs */
+    bool drop_params;           /* litellm_settings.drop_params */
+    double request_timeout;     /* default timeout (s) when a deployment has none */
+    double graceful_shutdown_s; /* sluice_settings.graceful_shutdown_seconds */
+    char **ignored;             /* "general_settings.alerting (line 12)" ... */
+    size_t nignored;
+} cfg;
+
+typedef struct {
+    char *file;
+    int line, column; /* 1-based; 0 = unknown */
+    char *msg;
+    bool warning;     /* does not stop start-up */
+} cfg_problem;
+
+typedef struct {
+    cfg_problem *v;
+    size_t n;
+} cfg_problems;
+
+/* The built-in demo used when sluice starts without --config: offline mock models. */
+extern const char cfg_demo_yaml[];
+
+/* Loads a config file (path) or, when path is NULL, the demo text. Returns NULL when there are
+ * errors (warnings alone do not fail); every problem is appended to *probs. *yaml_error is set
+ * when the failure is malformed YAML (the CLI exits 2 for those). */
+cfg *cfg_load(const char *path, cfg_problems *probs, bool *yaml_error);
+void cfg_free(cfg *c);
+
+void cfg_problems_free(cfg_problems *p);
+/* "file:line:col: error: msg" */
+void cfg_problem_format(const cfg_problem *p, char *out, size_t outlen);
+
+/* Loads KEY=VALUE lines from a .env file into the environment without overriding variables that
+ * are already set. Returns the number of variables set, or -1 if the file cannot be read. Lines
+ * that do not parse are reported into probs as warnings. */
+int cfg_load_dotenv(const char *path, cfg_problems *probs);
+
+/* Looks up a deployment group; returns the first deployment index or -1. */
+const cfg_deployment *cfg_find_model(const cfg *c, const char *model_name);
+
+#endif

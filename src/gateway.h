@@ -1,0 +1,18 @@
+/* gateway — the LLM request path: parse → route to a deployment → mock or upstream → relay
+ * (streamed with backpressure, or whole) → access log. Sits on top of http/, upstream/,
+ * providers/ and config/. */
+#ifndef SLUICE_GATEWAY_H
+#define SLUICE_GATEWAY_H
+
+#include "http/server.h"
+
+/* Derives what the hot path needs per deployment before serving: the upstream header list
+ * (provider auth, content type, no Expect: 100-continue) and the outbound proxy decision.
+ * Returns 0, or -1 on allocation failure. */
+int gw_prepare(cfg *c);
+
+void gw_chat(worker *w, struct evhttp_request *req);
+void gw_completions(worker *w, struct evhttp_request *req);
+void gw_embeddings(worker *w, struct evhttp_request *req);
+
+#endif

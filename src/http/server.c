@@ -1,0 +1,351 @@
+/* http/server — see server.h.
+ *
+ * Threads: the main thread owns signals (every other thread blocks them) and does nothing but
+ * wait; each worker runs its own event_base. Workers share only the immutable config and the
+ * route table. Shutdown: the main thread activates each worker's shutdown event (thread-safe via
+ * evthread), the worker closes its listener, and its loop exits once its in-flight count is 0 —
+ * or the main thread breaks the loops when the grace period ends. */
+#include "http/server.h"
+
+#include <errno.h>
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include <event2/listener.h>
+#include <event2/thread.h>
+#include <netdb.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "auth/auth.h"
+#include "http/reply.h"
+#include "obs/log.h"
+
+static const http_route *g_routes;
+static int g_nroutes;
+static atomic_bool g_shutting_down;
+
+
+bool http_shutting_down(void)
+{
+    return atomic_load(&g_shutting_down);
+}
+
+void http_async_begin(worker *w)
+{
+    w->inflight++;
+}
+
+void http_async_end(worker *w)
+{
+    if (--w->inflight == 0 && w->draining)
+        event_base_loopexit(w->base, NULL);
+}
+
+static uint64_t xs128p(uint64_t s[2])
+{
+    uint64_t a = s[0], b = s[1];
+    s[0] = b;
+    a ^= a << 23;
+    s[1] = a ^ b ^ (a >> 17) ^ (b >> 26);
+    return s[1] + b;
+}
+
+void http_uuid(worker *w, char out[37])
+{
+    uint64_t hi = xs128p(w->rng), lo = xs128p(w->rng);
+    hi = (hi & ~0xF000ull) | 0x4000ull;                         /* version 4 */
+    lo = (lo & 0x3FFFFFFFFFFFFFFFull) | 0x8000000000000000ull;  /* variant 10 */
+    snprintf(out, 37, "%08x-%04x-%04x-%04x-%012llx", (unsigned)(hi >> 32),
+             (unsigned)(hi >> 16) & 0xFFFF, (unsigned)hi & 0xFFFF, (unsigned)(lo >> 48),
+             (unsigned long long)(lo & 0xFFFFFFFFFFFFull));
+}
+
+static const char *method_name(enum evhttp_cmd_type t)
+{
+    switch (t) {
+    case EVHTTP_REQ_GET: return "GET";
+    case EVHTTP_REQ_POST: return "POST";
+    case EVHTTP_REQ_HEAD: return "HEAD";
+    case EVHTTP_REQ_PUT: return "PUT";
+    case EVHTTP_REQ_DELETE: return "DELETE";
+    case EVHTTP_REQ_OPTIONS: return "OPTIONS";
+    case EVHTTP_REQ_PATCH: return "PATCH";
+    default: return "OTHER";
+    }
+}
+
+static void dispatch(struct evhttp_request *req, void *arg)
+{
+    worker *w = arg;
+    const char *uri = evhttp_request_get_uri(req);
+    size_t plen = strcspn(uri, "?#");
+    char path[512];
+    if (plen >= sizeof path)
+        plen = sizeof path - 1;
+    memcpy(path, uri, plen);
+    path[plen] = 0;
+    enum evhttp_cmd_type method = evhttp_request_get_command(req);
+
+    const http_route *route = NULL;
+    bool path_known = false;
+    for (int i = 0; i < g_nroutes; i++) {
+        if (strcmp(g_routes[i].path, path) != 0)
+            continue;
+        path_known = true;
+        if (g_routes[i].methods & (int)method) {
+            route = &g_routes[i];
+            break;
+        }
+    }
+    w->inflight++;
+    http_last_status_reset();
+    if (!route) {
+        if (path_known)
+            http_reply_error(req, 405, "invalid_request_error", NULL, "Method %s not allowed on %s",
+                             method_name(method), path);
+        else
+            http_reply_error(req, 404, "not_found_error", NULL, "Not Found: %s", path);
+    } else if (!(route->flags & ROUTE_PUBLIC)) {
+        auth_result ar = auth_check(w->cfg, evhttp_request_get_input_headers(req));
+        if (ar == AUTH_OK || ar == AUTH_OPEN) {
+            route->fn(w, req);
+        } else {
+            http_reply_error(req, 401, "auth_error", "None", "%s", auth_message(ar));
+        }
+    } else {
+        route->fn(w, req);
+    }
+    /* routes that log their own line (the LLM path, with model and timings) say so */
+    if (http_last_status() && !(route && (route->flags & ROUTE_OWN_LOG)))
+        log_access(&(log_access_rec){.method = method_name(method), .path = path,
+                                     .status = http_last_status(), .upstream_ms = -1});
+    http_async_end(w);
+}
+
+static void on_shutdown(evutil_socket_t fd, short what, void *arg)
+{
+    worker *w = arg;
+    if (w->bound) {
+        evhttp_del_accept_socket(w->http, w->bound);
+        w->bound = NULL;
+    }
+    w->draining = true;
+    if (w->inflight == 0)
+        event_base_loopexit(w->base, NULL);
+}
+
+typedef struct {
+    worker w;
+    pthread_t thread;
+    atomic_bool done;
+} worker_slot;
+
+static void *worker_main(void *arg)
+{
+    worker_slot *s = arg;
+    event_base_dispatch(s->w.base);
+    atomic_store(&s->done, true);
+    return NULL;
+}
+
+static int resolve(const char *host, int port, struct sockaddr_storage *ss, socklen_t *len)
+{
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+                             .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
+    struct addrinfo *res = NULL;
+    char ps[16];
+    snprintf(ps, sizeof ps, "%d", port);
+    int rc = getaddrinfo(host, ps, &hints, &res);
+    if (rc != 0 || !res) {
+        fprintf(stderr, "sluice: cannot resolve host '%s': %s\n", host, gai_strerror(rc));
+        return -1;
+    }
+    /* prefer IPv4 for names like "localhost", as clients mostly try 127.0.0.1 first */
+    struct addrinfo *pick = res;
+    for (struct addrinfo *a = res; a; a = a->ai_next)
+        if (a->ai_family == AF_INET) {
+            pick = a;
+            break;
+        }
+    memcpy(ss, pick->ai_addr, pick->ai_addrlen);
+    *len = pick->ai_addrlen;
+    freeaddrinfo(res);
+    return 0;
+}
+
+/* SO_REUSEPORT lets a stale sluice silently share the port and take half the traffic. A plain
+ * bind without it fails if anyone listens there, so try that first and say so in one line. */
+static int probe_port(const struct sockaddr_storage *ss, socklen_t len, const char *host, int port)
+{
+    int fd = socket(ss->ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return 0;
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    int rc = bind(fd, (const struct sockaddr *)ss, len);
+    int err = errno;
+    close(fd);
+    if (rc == 0)
+        return 0;
+    if (err == EADDRINUSE)
+        fprintf(stderr, "sluice: port %d is already in use on %s (another process is listening "
+                        "there)\n", port, host);
+    else
+        fprintf(stderr, "sluice: cannot bind %s:%d: %s\n", host, port, strerror(err));
+    return -1;
+}
+
+static int worker_init(worker *w, int index, const http_opts *o, const struct sockaddr_storage *ss,
+                       socklen_t sslen)
+{
+    w->index = index;
+    w->cfg = o->cfg;
+    struct event_config *ec = event_config_new();
+    event_config_set_flag(ec, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
+    w->base = event_base_new_with_config(ec);
+    event_config_free(ec);
+    if (!w->base)
+        return -1;
+    w->http = evhttp_new(w->base);
+    if (!w->http)
+        return -1;
+    evhttp_set_allowed_methods(w->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_PUT |
+                                            EVHTTP_REQ_DELETE | EVHTTP_REQ_PATCH |
+                                            EVHTTP_REQ_OPTIONS | EVHTTP_REQ_HEAD);
+    evhttp_set_max_body_size(w->http, (ev_ssize_t)o->cfg->max_request_bytes);
+    evhttp_set_max_headers_size(w->http, 64 * 1024);
+    evhttp_set_timeout(w->http, 120);
+    evhttp_set_gencb(w->http, dispatch, w);
+    struct evconnlistener *ln = evconnlistener_new_bind(
+        w->base, NULL, NULL,
+        LEV_OPT_REUSEABLE | LEV_OPT_REUSEABLE_PORT | LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC,
+        1024, (const struct sockaddr *)ss, (int)sslen);
+    if (!ln) {
+        fprintf(stderr, "sluice: cannot listen on %s:%d: %s\n", o->host, o->port, strerror(errno));
+        return -1;
+    }
+    w->bound = evhttp_bind_listener(w->http, ln);
+    if (!w->bound)
+        return -1;
+    w->ups = ups_loop_new(w->base);
+    w->shutdown_ev = event_new(w->base, -1, 0, on_shutdown, w);
+    if (!w->ups || !w->shutdown_ev)
+        return -1;
+    if (getrandom(w->rng, sizeof w->rng, 0) != sizeof w->rng) {
+        w->rng[0] = (uint64_t)time(NULL) ^ ((uint64_t)index << 32);
+        w->rng[1] = (uint64_t)getpid() * 0x9E3779B97F4A7C15ull;
+    }
+    w->rng[0] |= 1;
+    return 0;
+}
+
+static void worker_destroy(worker *w)
+{
+    if (w->http)
+        evhttp_free(w->http);
+    ups_loop_free(w->ups);
+    if (w->shutdown_ev)
+        event_free(w->shutdown_ev);
+    if (w->base)
+        event_base_free(w->base);
+}
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+int http_serve(const http_opts *o)
+{
+    g_routes = o->routes;
+    g_nroutes = o->nroutes;
+    struct sockaddr_storage ss;
+    socklen_t sslen;
+    if (resolve(o->host, o->port, &ss, &sslen) < 0 || probe_port(&ss, sslen, o->host, o->port) < 0)
+        return 1;
+    evthread_use_pthreads();
+
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &set, NULL); /* inherited by the workers */
+    signal(SIGPIPE, SIG_IGN);
+
+    int n = o->workers;
+    worker_slot *slots = calloc((size_t)n, sizeof *slots);
+    if (!slots)
+        return 1;
+    int started = 0, rc = 0;
+    for (int i = 0; i < n; i++) {
+        if (worker_init(&slots[i].w, i, o, &ss, sslen) < 0) {
+            rc = 1;
+            break;
+        }
+    }
+    if (rc == 0) {
+        for (; started < n; started++)
+            if (pthread_create(&slots[started].thread, NULL, worker_main, &slots[started]) != 0) {
+                rc = 1;
+                break;
+            }
+    }
+    if (rc == 0)
+        log_msg(LOG_INFO, "sluice %s listening on http://%s:%d (%d worker thread%s)",
+                SLUICE_VERSION, strchr(o->host, ':') ? "[::]" : o->host, o->port, n,
+                n == 1 ? "" : "s");
+
+    bool forced = false;
+    if (rc == 0) {
+        int sig = 0;
+        sigwait(&set, &sig);
+        log_msg(LOG_INFO, "%s received: no new connections; finishing in-flight requests "
+                          "(up to %.0f s)", sig == SIGINT ? "SIGINT" : "SIGTERM",
+                o->cfg->graceful_shutdown_s);
+    }
+    atomic_store(&g_shutting_down, true);
+    for (int i = 0; i < started; i++)
+        event_active(slots[i].w.shutdown_ev, 0, 0);
+    double deadline = now_s() + o->cfg->graceful_shutdown_s;
+    for (;;) {
+        bool all = true;
+        for (int i = 0; i < started; i++)
+            all = all && atomic_load(&slots[i].done);
+        if (all)
+            break;
+        struct timespec ts = {0, 50 * 1000 * 1000};
+        int sig = sigtimedwait(&set, NULL, &ts);
+        if (sig > 0 || now_s() >= deadline) {
+            log_msg(LOG_WARN, "%s: closing with requests still in flight",
+                    sig > 0 ? "second signal" : "grace period over");
+            forced = true;
+            for (int i = 0; i < started; i++)
+                event_base_loopbreak(slots[i].w.base);
+        }
+        if (forced)
+            break;
+    }
+    for (int i = 0; i < started; i++)
+        pthread_join(slots[i].thread, NULL);
+    if (!forced) {
+        /* clean teardown: every request has finished, so nothing refers to these any more */
+        for (int i = 0; i < n; i++)
+            worker_destroy(&slots[i].w);
+        free(slots);
+    }
+    if (rc == 0)
+        log_msg(LOG_INFO, "sluice stopped");
+    return rc;
+}

@@ -1,0 +1,71 @@
+/* http/server — the listening side: N worker threads, each with its own event_base, evhttp,
+ * SO_REUSEPORT listener and upstream loop; a route table; signals and graceful drain.
+ * A request lives on one worker from accept to last byte. http/ knows nothing of the LLM path
+ * or the management API: src/routes.c registers handlers here. */
+#ifndef SLUICE_HTTP_SERVER_H
+#define SLUICE_HTTP_SERVER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <event2/http.h>
+
+#include "config/config.h"
+#include "upstream/upstream.h"
+
+typedef struct worker worker;
+
+struct worker {
+    int index;
+    struct event_base *base;
+    struct evhttp *http;
+    struct evhttp_bound_socket *bound;
+    ups_loop *ups;
+    const cfg *cfg;
+    int inflight;     /* requests accepted and not finished */
+    bool draining;
+    uint64_t rng[2];  /* xorshift128+ for request ids */
+    struct event *shutdown_ev;
+};
+
+enum {
+    ROUTE_PUBLIC = 1,  /* no key needed (health probes, /) */
+    ROUTE_OWN_LOG = 2, /* the handler writes its own access-log line */
+};
+
+typedef void (*http_handler)(worker *w, struct evhttp_request *req);
+
+typedef struct {
+    const char *path;
+    int methods; /* EVHTTP_REQ_* mask */
+    http_handler fn;
+    int flags;
+} http_route;
+
+typedef struct {
+    const char *host;
+    int port;
+    int workers;
+    const cfg *cfg;
+    const http_route *routes;
+    int nroutes;
+} http_opts;
+
+/* Binds (failing fast with a one-line message if the port is taken), serves until SIGTERM or
+ * SIGINT, drains in-flight requests for up to cfg->graceful_shutdown_s, and returns the process
+ * exit code. */
+int http_serve(const http_opts *o);
+
+/* Request bookkeeping for handlers that finish asynchronously. Synchronous handlers need
+ * nothing: the dispatcher counts them. An async handler calls http_async_begin before returning
+ * and http_async_end once the reply is complete. */
+void http_async_begin(worker *w);
+void http_async_end(worker *w);
+
+/* A random 128-bit id as a UUID v4 string (37 bytes with NUL). */
+void http_uuid(worker *w, char out[37]);
+
+/* True while the process is shutting down (liveness answers 503 then). */
+bool http_shutting_down(void);
+
+#endif

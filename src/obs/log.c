@@ -1,0 +1,132 @@
+/* obs/log — see log.h. */
+#include "obs/log.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "util/sbuf.h"
+
+static bool g_json, g_debug;
+
+void log_init(bool json, bool debug)
+{
+    g_json = json;
+    g_debug = debug;
+}
+
+bool log_debug_enabled(void)
+{
+    return g_debug;
+}
+
+static void timestamp(char *out, size_t n)
+{
+    struct timeval tv;
+    gettimeofday(&tv, NULL);
+    struct tm tm;
+    gmtime_r(&tv.tv_sec, &tm);
+    size_t l = strftime(out, n, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(out + l, n - l, ".%03ldZ", (long)tv.tv_usec / 1000);
+}
+
+static const char *level_name(log_level l)
+{
+    switch (l) {
+    case LOG_DEBUG: return "debug";
+    case LOG_INFO: return "info";
+    case LOG_WARN: return "warning";
+    case LOG_ERROR: return "error";
+    }
+    return "info";
+}
+
+static void emit(sbuf *b)
+{
+    /* one record, one line: a model name or message carrying a newline cannot forge a record */
+    for (size_t i = 0; i < b->len; i++)
+        if ((unsigned char)b->p[i] < 0x20)
+            b->p[i] = ' ';
+    sbuf_add(b, "\n", 1);
+    if (b->failed)
+        return;
+    size_t off = 0;
+    while (off < b->len) {
+        ssize_t w = write(2, b->p + off, b->len - off);
+        if (w <= 0)
+            break;
+        off += (size_t)w;
+    }
+}
+
+void log_msg(log_level lvl, const char *fmt, ...)
+{
+    if (lvl == LOG_DEBUG && !g_debug)
+        return;
+    char msg[2048];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    char ts[40];
+    timestamp(ts, sizeof ts);
+    sbuf b;
+    sbuf_init(&b);
+    if (g_json) {
+        sbuf_addf(&b, "{\"ts\":\"%s\",\"level\":\"%s\",\"msg\":", ts, level_name(lvl));
+        sbuf_add_jstr(&b, msg);
+        sbuf_adds(&b, "}");
+    } else {
+        sbuf_addf(&b, "%s %-7s %s", ts, level_name(lvl), msg);
+    }
+    emit(&b);
+    sbuf_free(&b);
+}
+
+void log_access(const log_access_rec *r)
+{
+    char ts[40];
+    timestamp(ts, sizeof ts);
+    sbuf b;
+    sbuf_init(&b);
+    if (g_json) {
+        sbuf_addf(&b, "{\"ts\":\"%s\",\"level\":\"info\",\"msg\":\"access\",\"method\":", ts);
+        sbuf_add_jstr(&b, r->method);
+        sbuf_adds(&b, ",\"path\":");
+        sbuf_add_jstr(&b, r->path);
+        sbuf_addf(&b, ",\"status\":%d,\"model\":", r->status);
+        sbuf_add_jstr(&b, r->model);
+        if (r->upstream_ms >= 0)
+            sbuf_addf(&b, ",\"upstream_ms\":%.3f", r->upstream_ms);
+        else
+            sbuf_adds(&b, ",\"upstream_ms\":null");
+        sbuf_addf(&b, ",\"overhead_us\":%ld,\"stream\":%s,\"call_id\":", r->overhead_us,
+                  r->stream ? "true" : "false");
+        sbuf_add_jstr(&b, r->call_id);
+        if (r->deployment_id) {
+            sbuf_adds(&b, ",\"model_id\":");
+            sbuf_add_jstr(&b, r->deployment_id);
+        }
+        if (r->error) {
+            sbuf_adds(&b, ",\"error\":");
+            sbuf_add_jstr(&b, r->error);
+        }
+        sbuf_adds(&b, "}");
+    } else {
+        sbuf_addf(&b, "%s access  %s %s %d model=%s", ts, r->method, r->path, r->status,
+                  r->model ? r->model : "-");
+        if (r->upstream_ms >= 0)
+            sbuf_addf(&b, " upstream_ms=%.3f", r->upstream_ms);
+        else
+            sbuf_adds(&b, " upstream_ms=-");
+        sbuf_addf(&b, " overhead_us=%ld%s call_id=%s", r->overhead_us, r->stream ? " stream" : "",
+                  r->call_id ? r->call_id : "-");
+        if (r->error)
+            sbuf_addf(&b, " error=\"%s\"", r->error);
+    }
+    emit(&b);
+    sbuf_free(&b);
+}

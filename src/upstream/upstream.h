@@ -1,0 +1,67 @@
+/* upstream — libcurl multi driven by a worker's event_base: one ups_loop per worker thread, so
+ * an upstream transfer lives on the same thread as the client request it serves and nothing is
+ * shared or locked.
+ *
+ * Speed notes (measured by the prototype, see docs/performance.md): curl reports
+ * CURL_POLL_REMOVE after every keep-alive transfer although the connection stays cached, so fd
+ * watchers are persistent — stopped on REMOVE, freed only when curl really closes the socket
+ * (CURLOPT_CLOSESOCKETFUNCTION) — and the base uses epoll's changelist so a stop+start within
+ * one loop turn costs no syscall. Easy handles are pooled per loop. */
+#ifndef SLUICE_UPSTREAM_H
+#define SLUICE_UPSTREAM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <curl/curl.h>
+
+struct event_base;
+typedef struct ups_loop ups_loop;
+typedef struct ups_xfer ups_xfer;
+
+/* Return values of on_data besides "consumed n bytes". */
+#define UPS_PAUSE CURL_WRITEFUNC_PAUSE
+
+struct ups_xfer {
+    /* set by the caller before ups_start */
+    void *ud;
+    /* Bytes of the response body. Return n to consume, or UPS_PAUSE to have curl keep them and
+     * stop reading until ups_resume (the same bytes are delivered again then). Must not fail:
+     * to give up, schedule an ups_abort outside the callback. */
+    size_t (*on_data)(ups_xfer *x, const char *p, size_t n);
+    /* Transfer finished (any outcome). Called outside curl callbacks; the easy handle is already
+     * back in the pool, so the callback may start another transfer or free x. */
+    void (*on_done)(ups_xfer *x, CURLcode rc, long status, const char *errbuf);
+    /* private */
+    CURL *easy;
+    ups_loop *loop;
+    bool paused;
+    char errbuf[CURL_ERROR_SIZE];
+};
+
+typedef struct {
+    const char *url;
+    const char *body; /* must stay valid until on_done or ups_abort */
+    size_t body_len;
+    const struct curl_slist *headers;
+    const char *proxy;  /* "" = direct */
+    long timeout_ms;    /* whole transfer; 0 = none */
+    long connect_timeout_ms;
+} ups_request;
+
+ups_loop *ups_loop_new(struct event_base *base);
+void ups_loop_free(ups_loop *l);
+/* Starts a POST; 0 on success. On failure nothing is started and on_done is not called. */
+int ups_start(ups_loop *l, ups_xfer *x, const ups_request *r);
+/* Continues a transfer paused by on_data returning UPS_PAUSE. May call on_data synchronously. */
+void ups_resume(ups_xfer *x);
+/* Cancels a running transfer; on_done is not called. Safe on an idle xfer. Never call from
+ * inside on_data. */
+void ups_abort(ups_xfer *x);
+static inline bool ups_active(const ups_xfer *x) { return x->easy != NULL; }
+/* HTTP status of the response being received (valid from the first on_data call). */
+long ups_status(const ups_xfer *x);
+/* Transfers in flight on this loop. */
+int ups_running(const ups_loop *l);
+
+#endif
