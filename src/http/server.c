@@ -109,7 +109,14 @@ static void dispatch(struct evhttp_request *req, void *arg)
     }
     w->inflight++;
     http_last_status_reset();
-    if (!route) {
+    bool own_log = false;
+    size_t body_len = evbuffer_get_length(evhttp_request_get_input_buffer(req));
+    if (body_len > w->cfg->max_request_bytes) {
+        http_reply_error(req, 413, "invalid_request_error", NULL,
+                         "Request body is %zu bytes; the limit is %zu bytes "
+                         "(general_settings.max_request_size_mb)",
+                         body_len, w->cfg->max_request_bytes);
+    } else if (!route) {
         if (path_known)
             http_reply_error(req, 405, "invalid_request_error", NULL, "Method %s not allowed on %s",
                              method_name(method), path);
@@ -118,15 +125,17 @@ static void dispatch(struct evhttp_request *req, void *arg)
     } else if (!(route->flags & ROUTE_PUBLIC)) {
         auth_result ar = auth_check(w->cfg, evhttp_request_get_input_headers(req));
         if (ar == AUTH_OK || ar == AUTH_OPEN) {
+            own_log = route->flags & ROUTE_OWN_LOG;
             route->fn(w, req);
         } else {
             http_reply_error(req, 401, "auth_error", "None", "%s", auth_message(ar));
         }
     } else {
+        own_log = route->flags & ROUTE_OWN_LOG;
         route->fn(w, req);
     }
-    /* routes that log their own line (the LLM path, with model and timings) say so */
-    if (http_last_status() && !(route && (route->flags & ROUTE_OWN_LOG)))
+    /* handlers that log their own line (the LLM path, with model and timings) say so */
+    if (http_last_status() && !own_log)
         log_access(&(log_access_rec){.method = method_name(method), .path = path,
                                      .status = http_last_status(), .upstream_ms = -1});
     http_async_end(w);
@@ -222,7 +231,9 @@ static int worker_init(worker *w, int index, const http_opts *o, const struct so
     evhttp_set_allowed_methods(w->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_PUT |
                                             EVHTTP_REQ_DELETE | EVHTTP_REQ_PATCH |
                                             EVHTTP_REQ_OPTIONS | EVHTTP_REQ_HEAD);
-    evhttp_set_max_body_size(w->http, (ev_ssize_t)o->cfg->max_request_bytes);
+    /* Bodies up to twice the limit are read and refused by dispatch() with a JSON 413; past
+     * that libevent refuses them itself (an HTML 413) without reading them. */
+    evhttp_set_max_body_size(w->http, (ev_ssize_t)(2 * o->cfg->max_request_bytes + (1 << 20)));
     evhttp_set_max_headers_size(w->http, 64 * 1024);
     evhttp_set_timeout(w->http, 120);
     evhttp_set_gencb(w->http, dispatch, w);
