@@ -397,6 +397,9 @@ static void on_done(ups_xfer *x, CURLcode rc, long status, const char *errbuf)
     llm_req *r = x->ud;
     r->t_up_end = now_ms();
     event_del(&r->idle_ev);
+    if (log_debug_enabled())
+        log_msg(LOG_DEBUG, "call %s: upstream done: curl=%d http=%ld in %.3f ms", r->call_id,
+                (int)rc, status, r->t_up_end - r->t_up_start);
     if (r->status == 0)
         r->status = status;
     char exb[64];
@@ -510,6 +513,10 @@ static int start_upstream(llm_req *r)
         .timeout_ms = r->stream ? 0 : (long)(timeout_s(r) * 1000),
         .connect_timeout_ms = (long)(timeout_s(r) * 1000 < 10000 ? timeout_s(r) * 1000 : 10000),
     };
+    if (log_debug_enabled())
+        log_msg(LOG_DEBUG, "call %s: %s → %s %s (deployment %s, attempt %d, %zu bytes)",
+                r->call_id, r->model, r->dep->provider, r->dep->host ? r->dep->host : "?",
+                r->dep->id, r->attempts, r->up_len);
     if (ups_start(r->w->ups, &r->x, &ur) < 0)
         return -1;
     if (r->stream)

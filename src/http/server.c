@@ -110,8 +110,26 @@ static void dispatch(struct evhttp_request *req, void *arg)
     w->inflight++;
     http_last_status_reset();
     bool own_log = false;
+    /* CORS as LiteLLM configures it by default (any origin, credentials allowed): browser
+     * front-ends call the gateway directly. Only requests that carry an Origin pay for it. */
+    const char *origin = evhttp_find_header(evhttp_request_get_input_headers(req), "Origin");
+    if (origin) {
+        struct evkeyvalq *oh = evhttp_request_get_output_headers(req);
+        evhttp_add_header(oh, "Access-Control-Allow-Origin", origin);
+        evhttp_add_header(oh, "Access-Control-Allow-Credentials", "true");
+        evhttp_add_header(oh, "Vary", "Origin");
+    }
     size_t body_len = evbuffer_get_length(evhttp_request_get_input_buffer(req));
-    if (body_len > w->cfg->max_request_bytes) {
+    if (method == EVHTTP_REQ_OPTIONS && origin) {
+        struct evkeyvalq *oh = evhttp_request_get_output_headers(req);
+        const char *rh = evhttp_find_header(evhttp_request_get_input_headers(req),
+                                            "Access-Control-Request-Headers");
+        evhttp_add_header(oh, "Access-Control-Allow-Methods",
+                          "GET, POST, PUT, PATCH, DELETE, OPTIONS");
+        evhttp_add_header(oh, "Access-Control-Allow-Headers", rh ? rh : "*");
+        evhttp_add_header(oh, "Access-Control-Max-Age", "600");
+        http_reply_json(req, 200, "\"OK\"", 4);
+    } else if (body_len > w->cfg->max_request_bytes) {
         http_reply_error(req, 413, "invalid_request_error", NULL,
                          "Request body is %zu bytes; the limit is %zu bytes "
                          "(general_settings.max_request_size_mb)",
