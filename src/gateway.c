@@ -13,7 +13,11 @@
  * Client disconnect: evhttp reports it through the connection's close callback, detaching the
  * request. The callback only schedules abort_ev (it runs inside evhttp and may be inside our own
  * call stack); the abort removes the curl handle and finishes the detached request, which frees
- * it. */
+ * it. evhttp stops reading a connection while its request is being handled, so a client that
+ * leaves before any byte was written back would go unnoticed until the upstream answered (and
+ * was paid for): once a request has waited PEER_WATCH_MS, peer_ev watches the socket for EOF (MSG_PEEK, so evhttp's own reads
+ * are untouched). The watch is removed before evhttp may close the fd (detach_conn and the close
+ * callback), so it never outlives the descriptor it watches. */
 #include "gateway.h"
 
 #include <event2/buffer.h>
@@ -21,9 +25,11 @@
 #include <event2/event.h>
 #include <event2/event_struct.h>
 #include <event2/keyvalq_struct.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 
 #include "http/reply.h"
@@ -36,6 +42,9 @@
 #define BACKPRESSURE_BYTES (64 * 1024)
 #define MAX_RESPONSE_BYTES (64u * 1024 * 1024)
 #define MAX_SSE_EVENT (16u * 1024 * 1024)
+/* Most answers arrive sooner; watching the socket costs two epoll_ctl calls, so only requests
+ * that have waited this long pay for it. */
+#define PEER_WATCH_MS 300
 
 typedef struct {
     worker *w;
@@ -59,7 +68,9 @@ typedef struct {
     double t_start, t_up_start, t_up_first, t_up_end, t_headers;
     double upstream_ms_total; /* across attempts */
     struct event abort_ev, idle_ev, retry_ev;
-    bool events_ready;
+    struct event peer_ev; /* the client socket, watched for EOF while we wait */
+    struct event peer_timer; /* starts that watch once a request has waited PEER_WATCH_MS */
+    bool events_ready, peer_watched;
     const char *log_error;
     char errmsg[160];
 } llm_req;
@@ -135,6 +146,9 @@ static void finish(llm_req *r, int status)
         .error = r->log_error});
     ups_abort(&r->x);
     if (r->events_ready) {
+        if (r->peer_watched)
+            event_del(&r->peer_ev);
+        event_del(&r->peer_timer);
         event_del(&r->abort_ev);
         event_del(&r->idle_ev);
         event_del(&r->retry_ev);
@@ -154,6 +168,12 @@ static void finish(llm_req *r, int status)
 /* Clears the close callback: after this the connection may be reused or freed by evhttp. */
 static void detach_conn(llm_req *r)
 {
+    if (r->events_ready)
+        event_del(&r->peer_timer);
+    if (r->peer_watched) {
+        event_del(&r->peer_ev);
+        r->peer_watched = false;
+    }
     if (r->conn) {
         evhttp_connection_set_closecb(r->conn, NULL, NULL);
         r->conn = NULL;
@@ -492,10 +512,57 @@ static void on_idle(evutil_socket_t fd, short what, void *arg)
 static void on_client_close(struct evhttp_connection *conn, void *arg)
 {
     llm_req *r = arg;
+    if (r->peer_watched) { /* evhttp closes the fd right after this callback */
+        event_del(&r->peer_ev);
+        r->peer_watched = false;
+    }
     r->client_gone = true;
     r->conn = NULL;
     r->aborting = false; /* a pending oversize/timeout abort becomes a client-gone abort */
     schedule_abort(r);
+}
+
+/* The client socket became readable while we wait: EOF means the client left. */
+static void on_peer(evutil_socket_t fd, short what, void *arg)
+{
+    llm_req *r = arg;
+    if (r->client_gone || r->aborting)
+        return;
+    char c;
+    ssize_t n = recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+    if (n > 0) {
+        r->peer_watched = false; /* a pipelined request: evhttp will read it; stop watching */
+        return;
+    }
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
+        event_add(&r->peer_ev, NULL);
+        return;
+    }
+    /* EOF or reset: finish now; replying to a closed socket makes evhttp free the connection */
+    r->peer_watched = false;
+    ups_abort(&r->x);
+    r->t_up_end = now_ms();
+    r->log_error = "client closed the connection";
+    detach_conn(r);
+    if (r->headers_sent)
+        evhttp_send_reply_end(r->req);
+    else
+        evhttp_send_reply(r->req, 499, "Client Closed Request", NULL);
+    finish(r, 499);
+}
+
+static void watch_peer(evutil_socket_t unused, short what, void *arg)
+{
+    llm_req *r = arg;
+    if (r->client_gone || r->aborting || r->peer_watched)
+        return;
+    struct bufferevent *bev = r->conn ? evhttp_connection_get_bufferevent(r->conn) : NULL;
+    evutil_socket_t fd = bev ? bufferevent_getfd(bev) : -1;
+    if (fd < 0)
+        return;
+    event_assign(&r->peer_ev, r->w->base, fd, EV_READ, on_peer, r);
+    if (event_add(&r->peer_ev, NULL) == 0)
+        r->peer_watched = true;
 }
 
 static int start_upstream(llm_req *r)
@@ -577,6 +644,7 @@ static void handle(worker *w, struct evhttp_request *req, prov_endpoint ep, cons
     event_assign(&r->abort_ev, w->base, -1, 0, on_abort, r);
     event_assign(&r->idle_ev, w->base, -1, 0, on_idle, r);
     event_assign(&r->retry_ev, w->base, -1, 0, on_retry, r);
+    event_assign(&r->peer_timer, w->base, -1, 0, watch_peer, r);
     r->events_ready = true;
 
     struct evbuffer *in = evhttp_request_get_input_buffer(req);
@@ -638,6 +706,8 @@ static void handle(worker *w, struct evhttp_request *req, prov_endpoint ep, cons
     r->x.on_done = on_done;
     r->conn = evhttp_request_get_connection(req);
     evhttp_connection_set_closecb(r->conn, on_client_close, r);
+    struct timeval pw = {0, PEER_WATCH_MS * 1000};
+    event_add(&r->peer_timer, &pw);
     if (start_upstream(r) < 0)
         reply_error_and_finish(r, 500, "internal_server_error", NULL,
                                "sluice could not start the upstream request");
