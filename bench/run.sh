@@ -1,0 +1,732 @@
+#!/usr/bin/env bash
+# sluice benchmark harness.
+#
+# Starts, on 127.0.0.1 only and inside a temp dir:
+#   - a mock OpenAI upstream (nginx, 1 worker, canned JSON / SSE answers),
+#   - a reference reverse proxy (nginx proxy_pass, 2 workers) -> mock,
+#   - sluice (build/sluice, 2 workers) -> mock,
+# then drives each target with wrk in three scenarios and reports req/s,
+# p50/p99, ratios against nginx, added latency and sluice memory.
+#
+# Environment (all optional):
+#   BENCH_SECONDS=10        length of each measurement, seconds
+#   BENCH_QUICK=1           smoke run: 3 s measurements
+#   BENCH_WARMUP=1          warm-up before each measurement, seconds
+#   BENCH_ROUNDS=2          rounds per scenario (proxy order alternates)
+#   BENCH_TARGETS=direct,nginx,sluice      subset of targets to run
+#   BENCH_SCENARIOS=c64,c1,stream64        subset of scenarios to run
+#   BENCH_PORT_BASE=N       first port to try (default: random 20000-39999)
+#   BENCH_RESULTS_DIR=DIR   where latest.md and raw/ go (default bench/results)
+#   BENCH_KEEP_TMP=1        keep the temp dir (configs, logs) after the run
+#   BENCH_STRICT=1          exit 2 when a performance target is missed
+#   BENCH_SLUICE_LOG=file   sluice's stderr (its log, one access line per
+#                           request): "file" (temp dir; a summary is kept in
+#                           results/raw/sluice.log) or "null" (/dev/null)
+#   SLUICE_BIN=PATH         sluice binary (default build/sluice)
+#   NGINX=PATH, WRK=PATH    tool overrides
+#
+# Exit status: 0 ok; 1 a measurement failed (non-2xx, socket errors, a
+# process died, wrong answer) or setup failed; 2 targets missed (BENCH_STRICT).
+set -euo pipefail
+
+BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+REPO_DIR=$(dirname "$BENCH_DIR")
+
+if [[ "${BENCH_QUICK:-0}" == 1 ]]; then
+    MEASURE_S=${BENCH_SECONDS:-3}
+else
+    MEASURE_S=${BENCH_SECONDS:-10}
+fi
+WARMUP_S=${BENCH_WARMUP:-1}
+ROUNDS=${BENCH_ROUNDS:-2}
+TARGETS_CSV=${BENCH_TARGETS:-direct,nginx,sluice}
+SCENARIOS_CSV=${BENCH_SCENARIOS:-c64,c1,stream64}
+SLUICE_BIN=${SLUICE_BIN:-$REPO_DIR/build/sluice}
+RESULTS_DIR=${BENCH_RESULTS_DIR:-$BENCH_DIR/results}
+NGINX=${NGINX:-nginx}
+WRK=${WRK:-wrk}
+SLUICE_LOG_MODE=${BENCH_SLUICE_LOG:-file}
+MASTER_KEY=sk-bench-master-key
+WRK_TIMEOUT=5s
+IDLE_RSS_LIMIT_KB=15360     # 15 MiB
+TPUT_MIN_RATIO=0.5
+ADDED_P50_MAX_RATIO=2
+
+BODY_NONSTREAM=$BENCH_DIR/wrk/body-nonstream.json
+BODY_STREAM=$BENCH_DIR/wrk/body-stream.json
+LUA=$BENCH_DIR/wrk/chat.lua
+
+# ---------------------------------------------------------------- helpers --
+
+log() { printf '[bench] %s\n' "$*" >&2; }
+warn() { printf '[bench] WARNING: %s\n' "$*" >&2; }
+die() { printf '[bench] ERROR: %s\n' "$*" >&2; exit 1; }
+banner() {
+    printf '\n[bench] !!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n' >&2
+    printf '[bench] !!! %s\n' "$@" >&2
+    printf '[bench] !!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n\n' >&2
+}
+
+# fcalc EXPR [DECIMALS]: floating point arithmetic via awk.
+fcalc() { awk -v d="${2:-2}" "BEGIN { printf \"%.\" d \"f\", ($1) }"; }
+# fcmp EXPR: exit 0 when the awk boolean expression is true.
+fcmp() { awk "BEGIN { exit !($1) }"; }
+# us_to_ms MICROSECONDS
+us_to_ms() { if [[ "$1" == "-" ]]; then printf -- '-'; else fcalc "$1 / 1000" 3; fi; }
+
+has() { [[ ",$2," == *",$1,"* ]]; }
+
+need_cmd() { command -v "$1" >/dev/null 2>&1 || die "'$1' not found; install it (Debian: $2)"; }
+
+port_in_use() { [[ -n "$(ss -Hltn "sport = :$1" 2>/dev/null)" ]]; }
+
+pid_alive() { [[ -n "$1" ]] && kill -0 "$1" 2>/dev/null; }
+
+rss_kb() { awk '/^VmRSS:/ { print $2; f = 1 } END { if (!f) print "-" }' "/proc/$1/status" 2>/dev/null || echo -; }
+hwm_kb() { awk '/^VmHWM:/ { print $2; f = 1 } END { if (!f) print "-" }' "/proc/$1/status" 2>/dev/null || echo -; }
+kb_to_mib() { if [[ "$1" == "-" ]]; then printf -- '-'; else fcalc "$1 / 1024" 1; fi; }
+
+# cpu_snapshot: "total steal" jiffies from /proc/stat (guest time excluded,
+# it is already counted in user/nice).
+cpu_snapshot() { awk '/^cpu / { t = 0; for (i = 2; i <= 9; i++) t += $i; print t, $9; exit }' /proc/stat; }
+steal_pct() { # steal_pct "T0 S0" "T1 S1"
+    awk -v a="$1" -v b="$2" 'BEGIN { split(a, x, " "); split(b, y, " ");
+        dt = y[1] - x[1]; ds = y[2] - x[2];
+        if (dt <= 0) print "-"; else printf "%.0f", 100 * ds / dt }'
+}
+
+# ------------------------------------------------------------- preflight --
+
+[[ "$MEASURE_S" =~ ^[0-9]+$ && "$MEASURE_S" -ge 1 ]] || die "BENCH_SECONDS must be a positive integer"
+[[ "$WARMUP_S" =~ ^[0-9]+$ ]] || die "BENCH_WARMUP must be a non-negative integer"
+[[ "$ROUNDS" =~ ^[0-9]+$ && "$ROUNDS" -ge 1 ]] || die "BENCH_ROUNDS must be a positive integer"
+[[ "$SLUICE_LOG_MODE" == file || "$SLUICE_LOG_MODE" == null ]] || die "BENCH_SLUICE_LOG must be 'file' or 'null'"
+
+TARGETS=()
+for t in direct nginx sluice; do has "$t" "$TARGETS_CSV" && TARGETS+=("$t"); done
+for t in ${TARGETS_CSV//,/ }; do
+    case "$t" in direct|nginx|sluice) ;; *) die "unknown target '$t' in BENCH_TARGETS (use direct,nginx,sluice)";; esac
+done
+[[ ${#TARGETS[@]} -gt 0 ]] || die "BENCH_TARGETS selects no target"
+SCENARIOS=()
+for s in c64 c1 stream64; do has "$s" "$SCENARIOS_CSV" && SCENARIOS+=("$s"); done
+for s in ${SCENARIOS_CSV//,/ }; do
+    case "$s" in c64|c1|stream64) ;; *) die "unknown scenario '$s' in BENCH_SCENARIOS (use c64,c1,stream64)";; esac
+done
+[[ ${#SCENARIOS[@]} -gt 0 ]] || die "BENCH_SCENARIOS selects no scenario"
+
+need_cmd "$NGINX" "nginx-light (or nginx)"
+need_cmd "$WRK" "wrk"
+need_cmd curl "curl"
+need_cmd ss "iproute2"
+need_cmd awk "mawk"
+for f in "$LUA" "$BODY_NONSTREAM" "$BODY_STREAM" "$BENCH_DIR/nginx/mock.conf.in" "$BENCH_DIR/nginx/proxy.conf.in"; do
+    [[ -f "$f" ]] || die "missing $f"
+done
+if has sluice "$TARGETS_CSV"; then
+    [[ -x "$SLUICE_BIN" ]] || die "sluice binary not found at $SLUICE_BIN (run 'make build', or set BENCH_TARGETS=direct,nginx)"
+fi
+
+# --------------------------------------------------------------- cleanup --
+
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/sluice-bench.XXXXXX")
+chmod 755 "$TMP"
+PIDS=()          # long-running processes we started (stopped in reverse order)
+SAMPLER_PID=""
+
+# shellcheck disable=SC2317  # invoked through the EXIT trap
+cleanup() {
+    local rc=$?
+    set +e
+    if [[ -n "$SAMPLER_PID" ]]; then kill "$SAMPLER_PID" 2>/dev/null; wait "$SAMPLER_PID" 2>/dev/null; fi
+    local i pid
+    for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do
+        pid=${PIDS[$i]}
+        pid_alive "$pid" && kill -TERM "$pid" 2>/dev/null
+    done
+    for pid in "${PIDS[@]}"; do
+        for _ in $(seq 1 30); do pid_alive "$pid" || break; sleep 0.1; done
+        if pid_alive "$pid"; then
+            warn "pid $pid did not stop on SIGTERM; sending SIGKILL"
+            kill -KILL "$pid" 2>/dev/null
+        fi
+        wait "$pid" 2>/dev/null
+    done
+    if [[ "${BENCH_KEEP_TMP:-0}" == 1 ]]; then
+        log "temp dir kept: $TMP"
+    else
+        rm -rf "$TMP"
+    fi
+    exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# ----------------------------------------------------------------- ports --
+
+pick_ports() {
+    local base=${BENCH_PORT_BASE:-$((20000 + RANDOM % 20000))}
+    local p=$base chosen=()
+    while [[ ${#chosen[@]} -lt 3 ]]; do
+        [[ $p -lt $((base + 200)) && $p -lt 65535 ]] || die "no free ports found from $base"
+        if ! port_in_use "$p"; then chosen+=("$p"); fi
+        p=$((p + 1))
+    done
+    MOCK_PORT=${chosen[0]}
+    PROXY_PORT=${chosen[1]}
+    SLUICE_PORT=${chosen[2]}
+}
+
+# check_listeners PORT PID NAME: every listening socket on PORT must belong to
+# PID or to a direct child of PID (nginx workers). A leftover process with
+# SO_REUSEPORT on the same port would silently take part of the connections.
+check_listeners() {
+    local port=$1 pid=$2 name=$3 lines line lpid ppid found=0
+    lines=$(ss -Hltnp "sport = :$port" 2>/dev/null || true)
+    [[ -n "$lines" ]] || die "$name (pid $pid): nothing listens on port $port"
+    while IFS= read -r line; do
+        [[ -n "$line" ]] || continue
+        local pids
+        pids=$(grep -o 'pid=[0-9]*' <<<"$line" | cut -d= -f2 | sort -u || true)
+        if [[ -z "$pids" ]]; then
+            die "port $port has a listener whose owner is not visible (stale process of another user?): $line"
+        fi
+        for lpid in $pids; do
+            if [[ "$lpid" == "$pid" ]]; then found=1; continue; fi
+            ppid=$(awk '/^PPid:/ { print $2 }' "/proc/$lpid/status" 2>/dev/null || echo "?")
+            if [[ "$ppid" != "$pid" ]]; then
+                die "port $port: listener held by pid $lpid ($(cat "/proc/$lpid/comm" 2>/dev/null || echo '?')), not by $name (pid $pid). A stale process (SO_REUSEPORT?) would take part of the load; stop it first. ss: $line"
+            fi
+            found=1
+        done
+    done <<<"$lines"
+    [[ $found == 1 ]] || die "$name (pid $pid) does not listen on port $port"
+}
+
+# wait_http URL PID NAME [SECONDS]: wait until GET URL answers 200.
+wait_http() {
+    local url=$1 pid=$2 name=$3 limit=${4:-15} code i
+    for ((i = 0; i < limit * 10; i++)); do
+        pid_alive "$pid" || return 1
+        code=$(curl -s -o /dev/null -m 1 -w '%{http_code}' "$url" 2>/dev/null || true)
+        [[ "$code" == 200 ]] && return 0
+        sleep 0.1
+    done
+    return 1
+}
+
+render_nginx_conf() { # TEMPLATE OUT
+    local user_line=""
+    if [[ $(id -u) == 0 ]]; then user_line="user $(id -un) $(id -gn);"; fi
+    sed -e "s|@TMP@|$TMP|g" -e "s|@MOCK_PORT@|$MOCK_PORT|g" -e "s|@PROXY_PORT@|$PROXY_PORT|g" \
+        -e "s|@USER_LINE@|$user_line|g" "$1" >"$2"
+}
+
+# Subshells with exec keep $! equal to the real process; bash's plain
+# "( cmd ) &" may fork once more, so use exec explicitly.
+start_nginx() { # NAME CONF -> sets STARTED_PID
+    local name=$1 conf=$2
+    mkdir -p "$TMP/$name-tmp"
+    "$NGINX" -t -q -p "$TMP" -e "$TMP/$name-error.log" -c "$conf" >"$TMP/$name-test.log" 2>&1 ||
+        { cat "$TMP/$name-test.log" >&2; die "nginx config test failed for $name"; }
+    (exec "$NGINX" -p "$TMP" -e "$TMP/$name-error.log" -c "$conf" >"$TMP/$name-stdout.log" 2>&1) &
+    STARTED_PID=$!
+    PIDS+=("$STARTED_PID")
+}
+
+# ------------------------------------------------------------ scenarios --
+
+# Results, keyed "scenario|target|round".
+declare -A R_RPS R_P50 R_P99 R_NON2XX R_SOCKERR R_STEAL R_STATUS R_REQS
+declare -A BEST_ROUND    # "scenario|target" -> round number
+declare -A TARGET_DEAD   # target -> reason
+FAILURES=()
+
+scenario_conns() { case $1 in c64|stream64) echo 64;; c1) echo 1;; esac; }
+scenario_threads() { case $1 in c64|stream64) echo 2;; c1) echo 1;; esac; }
+scenario_stream() { case $1 in stream64) echo 1;; *) echo 0;; esac; }
+scenario_title() {
+    case $1 in
+        c64) echo "Non-streaming, 64 connections, 2 wrk threads";;
+        c1) echo "Non-streaming, 1 connection, 1 wrk thread (latency)";;
+        stream64) echo "Streaming (SSE, 21 chunks + [DONE]), 64 connections, 2 wrk threads";;
+    esac
+}
+target_title() {
+    case $1 in
+        direct) echo "direct (wrk → mock)";;
+        nginx) echo "nginx-proxy (wrk → nginx proxy_pass → mock)";;
+        sluice) echo "sluice (wrk → sluice → mock)";;
+    esac
+}
+target_pid() { case $1 in direct) echo "$MOCK_PID";; nginx) echo "$PROXY_PID";; sluice) echo "$SLUICE_PID";; esac; }
+target_port() { case $1 in direct) echo "$MOCK_PORT";; nginx) echo "$PROXY_PORT";; sluice) echo "$SLUICE_PORT";; esac; }
+
+# URL each target is driven at. Streaming requests go to the mock's /stream
+# prefix directly and through nginx; sluice routes them there by model name
+# (bench-stream's api_base), so sluice always gets /v1/chat/completions.
+target_url() { # TARGET STREAM
+    local port prefix=""
+    port=$(target_port "$1")
+    if [[ "$2" == 1 && "$1" != sluice ]]; then prefix=/stream; fi
+    echo "http://127.0.0.1:$port$prefix/v1/chat/completions"
+}
+
+# validate_target TARGET STREAM: one request with curl; check status and shape.
+validate_target() {
+    local target=$1 stream=$2 url body out code
+    url=$(target_url "$target" "$stream")
+    if [[ "$stream" == 1 ]]; then body=$BODY_STREAM; else body=$BODY_NONSTREAM; fi
+    out=$TMP/validate-$target-$stream.out
+    code=$(curl -s -m 10 -o "$out" -w '%{http_code}' -X POST \
+        -H "Authorization: Bearer $MASTER_KEY" -H 'Content-Type: application/json' \
+        --data-binary "@$body" "$url" 2>/dev/null || true)
+    local problem=""
+    if [[ "$code" != 200 ]]; then
+        problem="HTTP status '$code' (expected 200)"
+    elif [[ "$stream" == 1 ]]; then
+        grep -q '^data: \[DONE\]' "$out" || problem="stream body lacks 'data: [DONE]'"
+        grep -q 'chat.completion.chunk' "$out" || problem="stream body lacks chat.completion.chunk events"
+    else
+        grep -q '"chat.completion"' "$out" || problem="body is not a chat.completion object"
+        grep -q '"usage"' "$out" || problem="body lacks usage"
+    fi
+    if [[ -n "$problem" ]]; then
+        VALIDATION_PROBLEM="$problem; response: $(head -c 200 "$out" 2>/dev/null | tr '\n' ' ')"
+        banner "$target: validation request to $url failed: $problem" \
+            "response (first 600 bytes): $(head -c 600 "$out" 2>/dev/null | tr '\n' ' ')"
+        return 1
+    fi
+    return 0
+}
+
+# run_wrk OUTFILE THREADS CONNS SECONDS URL BODY [--latency]
+run_wrk() {
+    local out=$1 threads=$2 conns=$3 secs=$4 url=$5 body=$6
+    shift 6
+    "$WRK" "$@" -t "$threads" -c "$conns" -d "${secs}s" --timeout "$WRK_TIMEOUT" \
+        -s "$LUA" "$url" -- "$body" "$MASTER_KEY" >"$out" 2>&1
+}
+
+# start_sampler PID FILE: record VmRSS (kB) every 0.25 s. Uses bash builtins
+# only, so the sampler itself takes next to no CPU from the run it watches.
+start_sampler() {
+    local pid=$1 file=$2
+    (
+        while [[ -r /proc/$pid/status ]]; do
+            while read -r k v _; do
+                if [[ "$k" == VmRSS: ]]; then echo "$v"; break; fi
+            done <"/proc/$pid/status" 2>/dev/null || exit 0
+            sleep 0.25
+        done
+    ) >>"$file" &
+    SAMPLER_PID=$!
+}
+stop_sampler() {
+    if [[ -n "$SAMPLER_PID" ]]; then
+        kill "$SAMPLER_PID" 2>/dev/null || true
+        wait "$SAMPLER_PID" 2>/dev/null || true
+        SAMPLER_PID=""
+    fi
+}
+
+# field NAME LINE: value of NAME=... in a BENCH_RESULT line.
+field_of() { grep -o " $1=[0-9.]*" <<<"$2" | cut -d= -f2; }
+
+# measure SCENARIO TARGET ROUND
+measure() {
+    local scen=$1 target=$2 round=$3
+    local key="$scen|$target|$round"
+    local conns threads stream url body pid raw
+    conns=$(scenario_conns "$scen"); threads=$(scenario_threads "$scen"); stream=$(scenario_stream "$scen")
+    url=$(target_url "$target" "$stream")
+    if [[ "$stream" == 1 ]]; then body=$BODY_STREAM; else body=$BODY_NONSTREAM; fi
+    pid=$(target_pid "$target")
+    raw=$RESULTS_DIR/raw/$scen-$target-r$round.txt
+    R_STATUS[$key]=ok
+
+    if [[ -n "${TARGET_DEAD[$target]:-}" ]]; then
+        R_STATUS[$key]="skipped: ${TARGET_DEAD[$target]}"
+        return 0
+    fi
+
+    log "$scen round $round: $target ($conns conn, $threads thr, ${WARMUP_S}s warm-up + ${MEASURE_S}s) $url"
+    if [[ "$WARMUP_S" -gt 0 ]]; then
+        run_wrk "$TMP/warmup.txt" "$threads" "$conns" "$WARMUP_S" "$url" "$body" || true
+        local wn
+        wn=$(grep -o 'non2xx=[0-9]*' "$TMP/warmup.txt" | cut -d= -f2 || true)
+        if [[ -n "$wn" && "$wn" != 0 ]]; then
+            warn "$target: $wn non-2xx responses during warm-up"
+        fi
+    fi
+
+    local sample_file=""
+    if [[ "$target" == sluice && "$conns" -gt 1 ]]; then
+        sample_file=$TMP/rss-samples.txt
+        start_sampler "$pid" "$sample_file"
+    fi
+    local snap0 snap1 wrk_rc=0
+    snap0=$(cpu_snapshot)
+    run_wrk "$raw" "$threads" "$conns" "$MEASURE_S" "$url" "$body" --latency || wrk_rc=$?
+    snap1=$(cpu_snapshot)
+    if [[ -n "$sample_file" ]]; then stop_sampler; fi
+    R_STEAL[$key]=$(steal_pct "$snap0" "$snap1")
+
+    local line
+    line=$(grep '^BENCH_RESULT ' "$raw" | tail -n 1 || true)
+    if [[ $wrk_rc != 0 || -z "$line" ]]; then
+        R_STATUS[$key]="FAIL: wrk exited $wrk_rc without a result"
+        banner "$scen/$target round $round: wrk failed (exit $wrk_rc); output in $raw" \
+            "$(tail -n 5 "$raw" | tr '\n' ' ')"
+        FAILURES+=("$scen/$target round $round: wrk failed")
+    else
+        R_REQS[$key]=$(field_of requests "$line")
+        R_RPS[$key]=$(field_of rps "$line")
+        R_P50[$key]=$(field_of p50_us "$line")
+        R_P99[$key]=$(field_of p99_us "$line")
+        R_NON2XX[$key]=$(field_of non2xx "$line")
+        local ec er ew et
+        ec=$(field_of err_connect "$line"); er=$(field_of err_read "$line"); ew=$(field_of err_write "$line"); et=$(field_of err_timeout "$line")
+        R_SOCKERR[$key]="connect $ec, read $er, write $ew, timeout $et"
+        # Cross-check with wrk's own text output.
+        local text_non2xx
+        text_non2xx=$(awk -F: '/Non-2xx or 3xx responses/ { gsub(/ /, "", $2); print $2 }' "$raw")
+        if [[ -n "$text_non2xx" && "$text_non2xx" != "${R_NON2XX[$key]}" ]]; then
+            R_NON2XX[$key]=$text_non2xx
+        fi
+        if [[ "${R_NON2XX[$key]}" != 0 ]]; then
+            R_STATUS[$key]="FAIL: ${R_NON2XX[$key]} non-2xx responses"
+            banner "$scen/$target round $round: ${R_NON2XX[$key]} NON-2xx RESPONSES out of ${R_REQS[$key]} requests (raw: $raw)"
+            FAILURES+=("$scen/$target round $round: ${R_NON2XX[$key]} non-2xx of ${R_REQS[$key]}")
+        elif [[ $((ec + er + ew + et)) != 0 ]]; then
+            R_STATUS[$key]="FAIL: socket errors (${R_SOCKERR[$key]})"
+            banner "$scen/$target round $round: socket errors: ${R_SOCKERR[$key]} (raw: $raw)"
+            FAILURES+=("$scen/$target round $round: socket errors (${R_SOCKERR[$key]})")
+        elif [[ "${R_REQS[$key]}" == 0 ]]; then
+            R_STATUS[$key]="FAIL: no request completed"
+            banner "$scen/$target round $round: no request completed (raw: $raw)"
+            FAILURES+=("$scen/$target round $round: no request completed")
+        fi
+        log "  -> ${R_RPS[$key]} req/s, p50 $(us_to_ms "${R_P50[$key]}") ms, p99 $(us_to_ms "${R_P99[$key]}") ms, non-2xx ${R_NON2XX[$key]}, steal ${R_STEAL[$key]}%  [${R_STATUS[$key]}]"
+    fi
+
+    if ! pid_alive "$pid"; then
+        TARGET_DEAD[$target]="process exited during $scen round $round"
+        R_STATUS[$key]="FAIL: $target process exited"
+        banner "$target (pid $pid) EXITED during $scen round $round"
+        FAILURES+=("$target process exited during $scen round $round")
+        if [[ "$target" == sluice ]]; then
+            log "last lines of the sluice log:"; tail -n 20 "$TMP/sluice.log" >&2 || true
+        fi
+    fi
+}
+
+# pick_best SCENARIO TARGET: best successful round (max req/s for the
+# throughput scenarios, min p50 for the 1-connection latency scenario).
+pick_best() {
+    local scen=$1 target=$2 r best="" key
+    for ((r = 1; r <= ROUNDS; r++)); do
+        key="$scen|$target|$r"
+        [[ "${R_STATUS[$key]:-}" == ok ]] || continue
+        if [[ -z "$best" ]]; then best=$r; continue; fi
+        if [[ "$scen" == c1 ]]; then
+            fcmp "${R_P50[$key]} < ${R_P50[$scen|$target|$best]}" && best=$r
+        else
+            fcmp "${R_RPS[$key]} > ${R_RPS[$scen|$target|$best]}" && best=$r
+        fi
+    done
+    BEST_ROUND["$scen|$target"]=$best
+}
+
+# ------------------------------------------------------------------ main --
+
+pick_ports
+log "temp dir $TMP; ports: mock $MOCK_PORT, nginx-proxy $PROXY_PORT, sluice $SLUICE_PORT"
+log "targets: ${TARGETS[*]}; scenarios: ${SCENARIOS[*]}; ${ROUNDS} round(s) x (${WARMUP_S}s warm-up + ${MEASURE_S}s)"
+rm -rf "$RESULTS_DIR/raw"
+mkdir -p "$RESULTS_DIR/raw"
+STEAL_START=$(cpu_snapshot)
+START_EPOCH=$(date +%s)
+
+MOCK_PID="" PROXY_PID="" SLUICE_PID=""
+render_nginx_conf "$BENCH_DIR/nginx/mock.conf.in" "$TMP/mock.conf"
+start_nginx mock "$TMP/mock.conf"; MOCK_PID=$STARTED_PID
+for _ in $(seq 1 50); do port_in_use "$MOCK_PORT" && break; pid_alive "$MOCK_PID" || break; sleep 0.1; done
+pid_alive "$MOCK_PID" || { cat "$TMP/mock-error.log" >&2 || true; die "mock nginx failed to start"; }
+
+if has nginx "$TARGETS_CSV"; then
+    render_nginx_conf "$BENCH_DIR/nginx/proxy.conf.in" "$TMP/proxy.conf"
+    start_nginx proxy "$TMP/proxy.conf"; PROXY_PID=$STARTED_PID
+    for _ in $(seq 1 50); do port_in_use "$PROXY_PORT" && break; pid_alive "$PROXY_PID" || break; sleep 0.1; done
+    pid_alive "$PROXY_PID" || { cat "$TMP/proxy-error.log" >&2 || true; die "nginx proxy failed to start"; }
+fi
+
+SLUICE_IDLE_RSS=- SLUICE_PEAK_RSS=- SLUICE_HWM=-
+if has sluice "$TARGETS_CSV"; then
+    cat >"$TMP/sluice.yaml" <<EOF
+model_list:
+  - model_name: bench-model
+    litellm_params:
+      model: openai/bench-upstream
+      api_base: "http://127.0.0.1:$MOCK_PORT/v1"
+      api_key: sk-upstream
+  - model_name: bench-stream
+    litellm_params:
+      model: openai/bench-upstream
+      api_base: "http://127.0.0.1:$MOCK_PORT/stream/v1"
+      api_key: sk-upstream
+general_settings:
+  master_key: $MASTER_KEY
+EOF
+    if [[ "$SLUICE_LOG_MODE" == null ]]; then SLUICE_LOG_DEST=/dev/null; else SLUICE_LOG_DEST=$TMP/sluice.log; fi
+    (exec "$SLUICE_BIN" --config "$TMP/sluice.yaml" --port "$SLUICE_PORT" --host 127.0.0.1 --num_workers 2 \
+        >"$SLUICE_LOG_DEST" 2>&1) &
+    SLUICE_PID=$!
+    PIDS+=("$SLUICE_PID")
+    if ! wait_http "http://127.0.0.1:$SLUICE_PORT/health/liveliness" "$SLUICE_PID" sluice 15; then
+        log "sluice log:"; tail -n 30 "$TMP/sluice.log" >&2 || true
+        if pid_alive "$SLUICE_PID"; then
+            die "sluice (pid $SLUICE_PID) did not answer 200 on GET /health/liveliness within 15 s"
+        else
+            die "sluice exited during start-up"
+        fi
+    fi
+    sleep 0.5
+    SLUICE_IDLE_RSS=$(rss_kb "$SLUICE_PID")
+    log "sluice up (pid $SLUICE_PID), idle RSS $(kb_to_mib "$SLUICE_IDLE_RSS") MiB"
+fi
+
+check_all_listeners() {
+    check_listeners "$MOCK_PORT" "$MOCK_PID" "mock nginx"
+    [[ -z "$PROXY_PID" ]] || check_listeners "$PROXY_PORT" "$PROXY_PID" "nginx proxy"
+    [[ -z "$SLUICE_PID" || -n "${TARGET_DEAD[sluice]:-}" ]] || check_listeners "$SLUICE_PORT" "$SLUICE_PID" "sluice"
+}
+check_all_listeners
+
+# One validation request per target and request kind before any load.
+VALID_FAILED=()
+need_stream=0 need_plain=0
+for s in "${SCENARIOS[@]}"; do
+    if [[ $(scenario_stream "$s") == 1 ]]; then need_stream=1; else need_plain=1; fi
+done
+for t in "${TARGETS[@]}"; do
+    for st in 0 1; do
+        [[ $st == 0 && $need_plain == 0 ]] && continue
+        [[ $st == 1 && $need_stream == 0 ]] && continue
+        if ! validate_target "$t" "$st"; then
+            VALID_FAILED+=("$t/stream=$st")
+            FAILURES+=("$t: validation request failed (stream=$st): $VALIDATION_PROBLEM")
+        fi
+    done
+done
+if [[ -n "$SLUICE_PID" ]]; then
+    SLUICE_IDLE_RSS_AFTER=$(rss_kb "$SLUICE_PID")
+fi
+
+scen_index=0
+for scen in "${SCENARIOS[@]}"; do
+    check_all_listeners
+    for ((round = 1; round <= ROUNDS; round++)); do
+        # direct first, then nginx/sluice in alternating order (A B, B A, ...),
+        # also shifted per scenario so neither proxy always runs first.
+        order=(direct)
+        if (((round + scen_index) % 2 == 1)); then order+=(nginx sluice); else order+=(sluice nginx); fi
+        for t in "${order[@]}"; do
+            has "$t" "$TARGETS_CSV" || continue
+            measure "$scen" "$t" "$round"
+        done
+    done
+    for t in "${TARGETS[@]}"; do pick_best "$scen" "$t"; done
+    scen_index=$((scen_index + 1))
+done
+
+if [[ -n "$SLUICE_PID" ]] && pid_alive "$SLUICE_PID"; then
+    SLUICE_HWM=$(hwm_kb "$SLUICE_PID")
+fi
+if [[ -s "$TMP/rss-samples.txt" ]]; then
+    SLUICE_PEAK_RSS=$(awk 'BEGIN { m = 0 } $1 + 0 > m { m = $1 + 0 } END { print m }' "$TMP/rss-samples.txt")
+fi
+# The full sluice log can be hundreds of MB (one access line per request);
+# keep its size, its first lines and every non-access line.
+SLUICE_LOG_SUMMARY="discarded (BENCH_SLUICE_LOG=null)"
+if [[ -f "$TMP/sluice.log" ]]; then
+    log_bytes=$(wc -c <"$TMP/sluice.log")
+    log_lines=$(wc -l <"$TMP/sluice.log")
+    access_lines=$(grep -c '^[^ ]* access ' "$TMP/sluice.log" || true)
+    SLUICE_LOG_SUMMARY="$log_lines lines ($(fcalc "$log_bytes / 1048576" 1) MiB), $access_lines of them access lines"
+    {
+        echo "# sluice log summary: $SLUICE_LOG_SUMMARY"
+        echo "# first 20 lines:"
+        head -n 20 "$TMP/sluice.log"
+        echo "# every line that is not an access line (at most 500):"
+        grep -v '^[^ ]* access ' "$TMP/sluice.log" | head -n 500 || true
+    } >"$RESULTS_DIR/raw/sluice.log"
+fi
+STEAL_TOTAL=$(steal_pct "$STEAL_START" "$(cpu_snapshot)")
+ELAPSED=$(($(date +%s) - START_EPOCH))
+
+# ---------------------------------------------------------------- report --
+
+REPORT=$TMP/report.md
+TARGET_MISSED=()
+TARGET_LINES=()
+
+val() { # METRIC SCENARIO TARGET -> value of the best round or "-"
+    local m=$1 scen=$2 target=$3 r
+    r=${BEST_ROUND["$scen|$target"]:-}
+    if [[ -z "$r" ]]; then echo -; return; fi
+    case $m in
+        rps) echo "${R_RPS[$scen|$target|$r]}";;
+        p50) echo "${R_P50[$scen|$target|$r]}";;
+        p99) echo "${R_P99[$scen|$target|$r]}";;
+    esac
+}
+
+target_check() { # NAME OK(yes/no/n/a) DETAIL
+    local mark
+    case $2 in yes) mark="✅ met";; no) mark="❌ MISSED"; TARGET_MISSED+=("$1");; *) mark="⚪ n/a";; esac
+    TARGET_LINES+=("| $1 | $3 | $mark |")
+}
+
+{
+    echo "# sluice benchmark results"
+    echo
+    echo "- date: $(date -u '+%Y-%m-%d %H:%M:%S UTC'); commit: $(git -C "$REPO_DIR" rev-parse --short HEAD 2>/dev/null || echo none)"
+    echo "- host: $(nproc) CPUs, $(uname -r); $("$NGINX" -v 2>&1 | sed 's/^nginx version: //'); $("$WRK" -v 2>&1 | head -n 1 | awk '{ print $1, $2 }')"
+    echo "- each measurement: ${WARMUP_S}s warm-up + ${MEASURE_S}s wrk --latency; ${ROUNDS} round(s) per target and scenario,"
+    echo "  nginx-proxy and sluice in alternating order. Tables show the **best round** (highest req/s;"
+    echo "  for the 1-connection scenario, lowest p50). All rounds are listed under *Raw rounds*."
+    echo "- CPU steal over the whole run: ${STEAL_TOTAL}% (high steal makes absolute numbers noisy; compare ratios). Run time ${ELAPSED}s."
+    echo "- sluice: $SLUICE_BIN, 2 workers, log (stderr) to ${SLUICE_LOG_DEST:-n/a}; nginx-proxy: 2 workers, upstream keepalive 64, access_log off; mock: nginx, 1 worker."
+    if [[ -n "$SLUICE_PID" ]]; then echo "- sluice log during the run: $SLUICE_LOG_SUMMARY."; fi
+    echo
+
+    for scen in "${SCENARIOS[@]}"; do
+        echo "## $(scenario_title "$scen")"
+        echo
+        echo "| target | req/s | p50 (ms) | p99 (ms) | best round | status |"
+        echo "| --- | ---: | ---: | ---: | ---: | --- |"
+        for t in "${TARGETS[@]}"; do
+            r=${BEST_ROUND["$scen|$t"]:-}
+            statuses=""
+            for ((i = 1; i <= ROUNDS; i++)); do
+                s=${R_STATUS[$scen|$t|$i]:-not run}
+                [[ "$s" == ok ]] || statuses+="r$i ${s}; "
+            done
+            [[ -n "$statuses" ]] || statuses=ok
+            if [[ -n "$r" ]]; then
+                printf '| %s | %.0f | %s | %s | %s | %s |\n' "$(target_title "$t")" "$(val rps "$scen" "$t")" \
+                    "$(us_to_ms "$(val p50 "$scen" "$t")")" "$(us_to_ms "$(val p99 "$scen" "$t")")" "$r" "${statuses%; }"
+            else
+                printf '| %s | - | - | - | - | %s |\n' "$(target_title "$t")" "${statuses%; }"
+            fi
+        done
+        if has nginx "$TARGETS_CSV" && has sluice "$TARGETS_CSV"; then
+            n=$(val rps "$scen" nginx); s=$(val rps "$scen" sluice)
+            if [[ "$n" != - && "$s" != - ]] && fcmp "$n > 0"; then
+                echo
+                echo "Throughput sluice / nginx-proxy: **$(fcalc "$s / $n" 2)×**"
+            fi
+        fi
+        echo
+    done
+
+    echo "## Summary"
+    echo
+    # Throughput targets (64-connection scenarios).
+    for scen in c64 stream64; do
+        has "$scen" "$SCENARIOS_CSV" || continue
+        if ! has nginx "$TARGETS_CSV" || ! has sluice "$TARGETS_CSV"; then continue; fi
+        n=$(val rps "$scen" nginx); s=$(val rps "$scen" sluice)
+        if [[ "$n" == - || "$s" == - ]]; then
+            target_check "throughput $scen ≥ ${TPUT_MIN_RATIO}× nginx" n/a "no successful run"
+        else
+            ratio=$(fcalc "$s / $n" 2)
+            if fcmp "$ratio >= $TPUT_MIN_RATIO"; then ok=yes; else ok=no; fi
+            target_check "throughput $scen ≥ ${TPUT_MIN_RATIO}× nginx" $ok "sluice $(fcalc "$s" 0) req/s vs nginx $(fcalc "$n" 0) req/s = ${ratio}×"
+        fi
+    done
+    # Added latency at 1 connection.
+    if has c1 "$SCENARIOS_CSV"; then
+        d=$(val p50 c1 direct); n=$(val p50 c1 nginx); s=$(val p50 c1 sluice)
+        if [[ "$d" != - ]]; then
+            echo "Added p50 at 1 connection (p50(target) − p50(direct), direct p50 = $d µs):"
+            echo
+            [[ "$n" == - ]] || echo "- nginx-proxy: $n − $d = **$((n - d)) µs**"
+            [[ "$s" == - ]] || echo "- sluice: $s − $d = **$((s - d)) µs**"
+            if [[ "$n" != - && "$s" != - ]]; then
+                na=$((n - d)); sa=$((s - d))
+                if [[ $na -gt 0 ]]; then
+                    ratio=$(fcalc "$sa / $na" 2)
+                    echo "- ratio sluice / nginx-proxy: **${ratio}×**"
+                    if fcmp "$ratio <= $ADDED_P50_MAX_RATIO"; then ok=yes; else ok=no; fi
+                    target_check "added p50 @1 conn ≤ ${ADDED_P50_MAX_RATIO}× nginx" $ok "sluice +${sa} µs vs nginx +${na} µs = ${ratio}×"
+                else
+                    echo "- ratio: n/a (nginx-proxy added p50 ≤ 0 µs: below the noise floor of this run)"
+                    target_check "added p50 @1 conn ≤ ${ADDED_P50_MAX_RATIO}× nginx" n/a "nginx added p50 ${na} µs ≤ 0 (noise); sluice +${sa} µs"
+                fi
+            fi
+            echo
+        fi
+    fi
+    if [[ -n "$SLUICE_PID" ]]; then
+        echo "sluice memory (VmRSS from /proc/PID/status):"
+        echo
+        echo "- idle after start-up: **$(kb_to_mib "$SLUICE_IDLE_RSS") MiB** ($SLUICE_IDLE_RSS kB); after the validation requests: $(kb_to_mib "${SLUICE_IDLE_RSS_AFTER:--}") MiB"
+        echo "- peak sampled during the 64-connection runs (every 0.25 s): $(kb_to_mib "$SLUICE_PEAK_RSS") MiB; VmHWM at the end: $(kb_to_mib "$SLUICE_HWM") MiB"
+        echo
+        if [[ "$SLUICE_IDLE_RSS" == - ]]; then
+            target_check "idle RSS ≤ 15 MiB" n/a "not measured"
+        else
+            if [[ "$SLUICE_IDLE_RSS" -le $IDLE_RSS_LIMIT_KB ]]; then ok=yes; else ok=no; fi
+            target_check "idle RSS ≤ 15 MiB" $ok "$(kb_to_mib "$SLUICE_IDLE_RSS") MiB"
+        fi
+    fi
+    if [[ ${#TARGET_LINES[@]} -gt 0 ]]; then
+        echo "### Targets"
+        echo
+        echo "| target | measured | result |"
+        echo "| --- | --- | --- |"
+        printf '%s\n' "${TARGET_LINES[@]}"
+        echo
+    fi
+    if [[ ${#FAILURES[@]} -gt 0 ]]; then
+        echo "### ❌ FAILURES"
+        echo
+        printf -- '- %s\n' "${FAILURES[@]}"
+        echo
+    fi
+
+    echo "## Raw rounds"
+    echo
+    echo "| scenario | target | round | req/s | p50 (ms) | p99 (ms) | requests | non-2xx | socket errors | CPU steal | status |"
+    echo "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: | --- |"
+    for scen in "${SCENARIOS[@]}"; do
+        for t in "${TARGETS[@]}"; do
+            for ((i = 1; i <= ROUNDS; i++)); do
+                k="$scen|$t|$i"
+                [[ -n "${R_STATUS[$k]:-}" ]] || continue
+                printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s%% | %s |\n' "$scen" "$t" "$i" \
+                    "${R_RPS[$k]:--}" "$(us_to_ms "${R_P50[$k]:--}")" "$(us_to_ms "${R_P99[$k]:--}")" \
+                    "${R_REQS[$k]:--}" "${R_NON2XX[$k]:--}" "${R_SOCKERR[$k]:--}" "${R_STEAL[$k]:--}" "${R_STATUS[$k]}"
+            done
+        done
+    done
+    echo
+    echo "wrk outputs: \`bench/results/raw/\`."
+} >"$REPORT"
+
+cp "$REPORT" "$RESULTS_DIR/latest.md"
+cat "$REPORT"
+log "report written to $RESULTS_DIR/latest.md"
+
+if [[ ${#FAILURES[@]} -gt 0 ]]; then
+    banner "${#FAILURES[@]} failure(s):" "${FAILURES[@]}"
+    exit 1
+fi
+if [[ ${#TARGET_MISSED[@]} -gt 0 ]]; then
+    warn "performance target(s) missed: $(printf '%s; ' "${TARGET_MISSED[@]}")"
+    [[ "${BENCH_STRICT:-0}" == 1 ]] && exit 2
+fi
+exit 0
