@@ -61,7 +61,8 @@ typedef struct {
     bool stream, client_usage, headers_sent, client_gone, aborting, oversize;
     int attempts;
     long status;        /* upstream HTTP status */
-    struct evbuffer *resp; /* non-streamed body, or an error body */
+    struct evbuffer *resp; /* non-streamed body or error body: the reply's own output buffer,
+                              so a success is sent without a copy (owned by the request) */
     struct evbuffer *out;  /* SSE bytes on their way to the client */
     sse_parser sse;
     oai_usage usage;
@@ -103,19 +104,40 @@ static double timeout_s(const llm_req *r)
 
 /* ---- replying ------------------------------------------------------------------------- */
 
+/* "12.345" — milliseconds with three decimals, without printf on the hot path. */
+static void fmt_ms(double ms, char out[24])
+{
+    unsigned long long us = ms <= 0 ? 0 : (unsigned long long)(ms * 1000 + 0.5);
+    char tmp[24];
+    int n = 0;
+    unsigned long long whole = us / 1000;
+    do {
+        tmp[n++] = (char)('0' + whole % 10);
+        whole /= 10;
+    } while (whole && n < 20);
+    int o = 0;
+    while (n)
+        out[o++] = tmp[--n];
+    unsigned frac = (unsigned)(us % 1000);
+    out[o++] = '.';
+    out[o++] = (char)('0' + frac / 100);
+    out[o++] = (char)('0' + frac / 10 % 10);
+    out[o++] = (char)('0' + frac % 10);
+    out[o] = 0;
+}
+
 static void add_common_headers(llm_req *r, struct evkeyvalq *h, double overhead_ms)
 {
-    char buf[64];
+    char buf[24];
     evhttp_add_header(h, "x-litellm-call-id", r->call_id);
     if (r->dep) {
         evhttp_add_header(h, "x-litellm-model-id", r->dep->id);
         evhttp_add_header(h, "x-litellm-model-group", r->dep->model_name);
     }
-    snprintf(buf, sizeof buf, "%.3f", overhead_ms < 0 ? 0 : overhead_ms);
+    fmt_ms(overhead_ms, buf);
     evhttp_add_header(h, "x-litellm-overhead-duration-ms", buf);
-    snprintf(buf, sizeof buf, "%.3f", now_ms() - r->t_start);
+    fmt_ms(now_ms() - r->t_start, buf);
     evhttp_add_header(h, "x-litellm-response-duration-ms", buf);
-    evhttp_add_header(h, "x-litellm-version", SLUICE_VERSION);
 }
 
 /* Time spent in sluice so far: everything except waiting for the upstream. */
@@ -153,8 +175,6 @@ static void finish(llm_req *r, int status)
         event_del(&r->idle_ev);
         event_del(&r->retry_ev);
     }
-    if (r->resp)
-        evbuffer_free(r->resp);
     if (r->out)
         evbuffer_free(r->out);
     sse_free(&r->sse);
@@ -185,6 +205,8 @@ static void reply_error_and_finish(llm_req *r, int status, const char *type, con
 {
     r->log_error = r->errmsg;
     snprintf(r->errmsg, sizeof r->errmsg, "%s", msg);
+    if (r->resp && !r->headers_sent) /* an upstream error body collected so far */
+        evbuffer_drain(r->resp, evbuffer_get_length(r->resp));
     size_t len;
     char *body = http_error_body(msg, type, param, status, &len);
     detach_conn(r);
@@ -470,7 +492,7 @@ static void on_done(ups_xfer *x, CURLcode rc, long status, const char *errbuf)
     struct evkeyvalq *h = evhttp_request_get_output_headers(r->req);
     evhttp_add_header(h, "Content-Type", "application/json");
     add_common_headers(r, h, overhead_ms(r));
-    evhttp_send_reply(r->req, (int)r->status, http_reason((int)r->status), r->resp);
+    evhttp_send_reply(r->req, (int)r->status, http_reason((int)r->status), NULL);
     finish(r, (int)r->status);
 }
 
@@ -584,10 +606,12 @@ static int start_upstream(llm_req *r)
         log_msg(LOG_DEBUG, "call %s: %s → %s %s (deployment %s, attempt %d, %zu bytes)",
                 r->call_id, r->model, r->dep->provider, r->dep->host ? r->dep->host : "?",
                 r->dep->id, r->attempts, r->up_len);
-    if (ups_start(r->w->ups, &r->x, &ur) < 0)
-        return -1;
     if (r->stream)
         arm_idle(r);
+    if (ups_start(r->w->ups, &r->x, &ur) < 0) {
+        event_del(&r->idle_ev);
+        return -1;
+    }
     return 0;
 }
 
@@ -694,9 +718,9 @@ static void handle(worker *w, struct evhttp_request *req, prov_endpoint ep, cons
     r->up_body = oai_build_upstream_body(body, &oreq, r->dep->upstream_model, r->stream,
                                          &r->up_len);
     oai_request_free(&oreq);
-    r->resp = evbuffer_new();
-    r->out = evbuffer_new();
-    if (!r->up_body || !r->resp || !r->out) {
+    r->resp = evhttp_request_get_output_buffer(req);
+    r->out = r->stream ? evbuffer_new() : NULL;
+    if (!r->up_body || (r->stream && !r->out)) {
         reply_error_and_finish(r, 500, "internal_server_error", NULL, "out of memory");
         return;
     }
@@ -742,7 +766,6 @@ int gw_prepare(cfg *c)
         cfg_deployment *d = &c->deps[i];
         struct curl_slist *h = NULL;
         h = curl_slist_append(h, "Content-Type: application/json");
-        h = curl_slist_append(h, "Accept: application/json, text/event-stream");
         h = curl_slist_append(h, "Expect:"); /* curl adds 100-continue above 1 MiB: a round trip */
         if (d->api_key && d->api_key[0]) {
             size_t n = strlen(d->api_key) + 32;

@@ -2,9 +2,10 @@
  *
  * Threads: the main thread owns signals (every other thread blocks them) and does nothing but
  * wait; each worker runs its own event_base. Workers share only the immutable config and the
- * route table. Shutdown: the main thread activates each worker's shutdown event (thread-safe via
- * evthread), the worker closes its listener, and its loop exits once its in-flight count is 0 —
- * or the main thread breaks the loops when the grace period ends. */
+ * route table, so libevent's locking (evthread) is not enabled: it cost ~5% of CPU in mutexes
+ * on every buffer operation. The main thread talks to a worker through an eventfd and an atomic
+ * command: DRAIN (close the listener, exit once in-flight reaches 0) or STOP (when the grace
+ * period ends). */
 #include "http/server.h"
 
 #include <errno.h>
@@ -13,7 +14,6 @@
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 #include <event2/listener.h>
-#include <event2/thread.h>
 #include <netdb.h>
 #include <pthread.h>
 #include <signal.h>
@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/random.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -65,9 +66,15 @@ void http_uuid(worker *w, char out[37])
     uint64_t hi = xs128p(w->rng), lo = xs128p(w->rng);
     hi = (hi & ~0xF000ull) | 0x4000ull;                         /* version 4 */
     lo = (lo & 0x3FFFFFFFFFFFFFFFull) | 0x8000000000000000ull;  /* variant 10 */
-    snprintf(out, 37, "%08x-%04x-%04x-%04x-%012llx", (unsigned)(hi >> 32),
-             (unsigned)(hi >> 16) & 0xFFFF, (unsigned)hi & 0xFFFF, (unsigned)(lo >> 48),
-             (unsigned long long)(lo & 0xFFFFFFFFFFFFull));
+    static const char hx[] = "0123456789abcdef";
+    int o = 0;
+    for (int i = 0; i < 32; i++) {
+        if (i == 8 || i == 12 || i == 16 || i == 20)
+            out[o++] = '-';
+        uint64_t v = i < 16 ? hi : lo;
+        out[o++] = hx[(v >> (60 - 4 * (i & 15))) & 15];
+    }
+    out[o] = 0;
 }
 
 static const char *method_name(enum evhttp_cmd_type t)
@@ -159,9 +166,16 @@ static void dispatch(struct evhttp_request *req, void *arg)
     http_async_end(w);
 }
 
-static void on_shutdown(evutil_socket_t fd, short what, void *arg)
+static void on_notify(evutil_socket_t fd, short what, void *arg)
 {
     worker *w = arg;
+    uint64_t v;
+    if (read(fd, &v, sizeof v) < 0) { /* nothing pending; the command is in w->cmd */
+    }
+    if (atomic_load(&w->cmd) == WORKER_STOP) {
+        event_base_loopbreak(w->base);
+        return;
+    }
     if (w->bound) {
         evhttp_del_accept_socket(w->http, w->bound);
         w->bound = NULL;
@@ -171,16 +185,37 @@ static void on_shutdown(evutil_socket_t fd, short what, void *arg)
         event_base_loopexit(w->base, NULL);
 }
 
+static void worker_command(worker *w, int cmd)
+{
+    atomic_store(&w->cmd, cmd);
+    uint64_t one = 1;
+    if (write(w->notify_fd, &one, sizeof one) < 0)
+        log_msg(LOG_ERROR, "cannot notify worker %d", w->index);
+}
+
 typedef struct {
     worker w;
     pthread_t thread;
     atomic_bool done;
 } worker_slot;
 
+static void on_log_flush(evutil_socket_t fd, short what, void *arg)
+{
+    log_flush();
+}
+
 static void *worker_main(void *arg)
 {
     worker_slot *s = arg;
+    log_batch_begin();
+    struct event *flush = event_new(s->w.base, -1, EV_PERSIST, on_log_flush, NULL);
+    struct timeval tv = {0, 100 * 1000};
+    if (flush)
+        event_add(flush, &tv);
     event_base_dispatch(s->w.base);
+    if (flush)
+        event_free(flush);
+    log_batch_end();
     atomic_store(&s->done, true);
     return NULL;
 }
@@ -267,8 +302,11 @@ static int worker_init(worker *w, int index, const http_opts *o, const struct so
     if (!w->bound)
         return -1;
     w->ups = ups_loop_new(w->base);
-    w->shutdown_ev = event_new(w->base, -1, 0, on_shutdown, w);
-    if (!w->ups || !w->shutdown_ev)
+    w->notify_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (w->notify_fd < 0)
+        return -1;
+    w->notify_ev = event_new(w->base, w->notify_fd, EV_READ | EV_PERSIST, on_notify, w);
+    if (!w->ups || !w->notify_ev || event_add(w->notify_ev, NULL) < 0)
         return -1;
     if (getrandom(w->rng, sizeof w->rng, 0) != sizeof w->rng) {
         w->rng[0] = (uint64_t)time(NULL) ^ ((uint64_t)index << 32);
@@ -283,8 +321,10 @@ static void worker_destroy(worker *w)
     if (w->http)
         evhttp_free(w->http);
     ups_loop_free(w->ups);
-    if (w->shutdown_ev)
-        event_free(w->shutdown_ev);
+    if (w->notify_ev)
+        event_free(w->notify_ev);
+    if (w->notify_fd > 0)
+        close(w->notify_fd);
     if (w->base)
         event_base_free(w->base);
 }
@@ -304,8 +344,6 @@ int http_serve(const http_opts *o)
     socklen_t sslen;
     if (resolve(o->host, o->port, &ss, &sslen) < 0 || probe_port(&ss, sslen, o->host, o->port) < 0)
         return 1;
-    evthread_use_pthreads();
-
     sigset_t set;
     sigemptyset(&set);
     sigaddset(&set, SIGINT);
@@ -346,7 +384,7 @@ int http_serve(const http_opts *o)
     }
     atomic_store(&g_shutting_down, true);
     for (int i = 0; i < started; i++)
-        event_active(slots[i].w.shutdown_ev, 0, 0);
+        worker_command(&slots[i].w, WORKER_DRAIN);
     double deadline = now_s() + o->cfg->graceful_shutdown_s;
     for (;;) {
         bool all = true;
@@ -361,7 +399,7 @@ int http_serve(const http_opts *o)
                     sig > 0 ? "second signal" : "grace period over");
             forced = true;
             for (int i = 0; i < started; i++)
-                event_base_loopbreak(slots[i].w.base);
+                worker_command(&slots[i].w, WORKER_STOP);
         }
         if (forced)
             break;

@@ -25,8 +25,12 @@ struct worker {
     int inflight;     /* requests accepted and not finished */
     bool draining;
     uint64_t rng[2];  /* xorshift128+ for request ids */
-    struct event *shutdown_ev;
+    int notify_fd;    /* eventfd: the main thread's commands */
+    struct event *notify_ev;
+    _Atomic int cmd;  /* WORKER_DRAIN, WORKER_STOP */
 };
+
+enum { WORKER_RUN, WORKER_DRAIN, WORKER_STOP };
 
 enum {
     ROUTE_PUBLIC = 1,  /* no key needed (health probes, /) */

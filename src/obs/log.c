@@ -12,6 +12,42 @@
 
 static bool g_json, g_debug;
 
+/* Worker threads batch their lines: one write(2) per flush instead of one per request. */
+static _Thread_local sbuf t_batch;
+static _Thread_local bool t_batching;
+#define BATCH_FLUSH_BYTES (32 * 1024)
+
+static void write_all(const char *p, size_t n)
+{
+    size_t off = 0;
+    while (off < n) {
+        ssize_t w = write(2, p + off, n - off);
+        if (w <= 0)
+            break;
+        off += (size_t)w;
+    }
+}
+
+void log_batch_begin(void)
+{
+    t_batching = true;
+}
+
+void log_flush(void)
+{
+    if (t_batch.len) {
+        write_all(t_batch.p, t_batch.len);
+        t_batch.len = 0;
+    }
+}
+
+void log_batch_end(void)
+{
+    log_flush();
+    sbuf_free(&t_batch);
+    t_batching = false;
+}
+
 void log_init(bool json, bool debug)
 {
     g_json = json;
@@ -25,12 +61,28 @@ bool log_debug_enabled(void)
 
 static void timestamp(char *out, size_t n)
 {
+    /* the seconds part is formatted once per second per thread */
+    static _Thread_local time_t t_sec = -1;
+    static _Thread_local char t_prefix[24];
+    static _Thread_local size_t t_plen;
     struct timeval tv;
     gettimeofday(&tv, NULL);
-    struct tm tm;
-    gmtime_r(&tv.tv_sec, &tm);
-    size_t l = strftime(out, n, "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(out + l, n - l, ".%03ldZ", (long)tv.tv_usec / 1000);
+    if (tv.tv_sec != t_sec) {
+        struct tm tm;
+        gmtime_r(&tv.tv_sec, &tm);
+        t_plen = strftime(t_prefix, sizeof t_prefix, "%Y-%m-%dT%H:%M:%S", &tm);
+        t_sec = tv.tv_sec;
+    }
+    if (n < t_plen + 6)
+        return;
+    memcpy(out, t_prefix, t_plen);
+    unsigned ms = (unsigned)(tv.tv_usec / 1000);
+    out[t_plen] = '.';
+    out[t_plen + 1] = (char)('0' + ms / 100);
+    out[t_plen + 2] = (char)('0' + ms / 10 % 10);
+    out[t_plen + 3] = (char)('0' + ms % 10);
+    out[t_plen + 4] = 'Z';
+    out[t_plen + 5] = 0;
 }
 
 static const char *level_name(log_level l)
@@ -53,13 +105,17 @@ static void emit(sbuf *b)
     sbuf_add(b, "\n", 1);
     if (b->failed)
         return;
-    size_t off = 0;
-    while (off < b->len) {
-        ssize_t w = write(2, b->p + off, b->len - off);
-        if (w <= 0)
-            break;
-        off += (size_t)w;
+    if (t_batching) {
+        sbuf_add(&t_batch, b->p, b->len);
+        if (t_batch.failed) { /* out of memory: write what we can directly */
+            sbuf_free(&t_batch);
+            write_all(b->p, b->len);
+        } else if (t_batch.len >= BATCH_FLUSH_BYTES) {
+            log_flush();
+        }
+        return;
     }
+    write_all(b->p, b->len);
 }
 
 void log_msg(log_level lvl, const char *fmt, ...)

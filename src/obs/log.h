@@ -24,4 +24,11 @@ typedef struct {
 
 void log_access(const log_access_rec *r);
 
+/* Worker threads call log_batch_begin once: their lines then collect in a thread-local buffer
+ * written by log_flush (called from a 100 ms timer, and when 32 KiB are waiting) instead of one
+ * write(2) each. log_batch_end flushes and frees the buffer at thread exit. */
+void log_batch_begin(void);
+void log_flush(void);
+void log_batch_end(void);
+
 #endif

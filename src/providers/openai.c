@@ -202,16 +202,33 @@ bool oai_usage_parse(const char *v, size_t len, oai_usage *u)
 
 bool oai_response_usage(const char *body, size_t len, oai_usage *u)
 {
-    jmember m[OAI_MAX_MEMBERS];
-    int n = jscan_object(body, len, m, OAI_MAX_MEMBERS, NULL);
-    if (n < 0)
-        return false;
-    if (n > OAI_MAX_MEMBERS)
-        n = OAI_MAX_MEMBERS;
-    const jmember *um = jscan_find(body, m, n, "usage");
-    if (!um)
-        return false;
-    return oai_usage_parse(body + um->val_off, um->val_len, u);
+    /* Providers put "usage" last, after the (possibly long) choices: search backwards for the
+     * key instead of scanning the whole answer. Inside a JSON string every quote is escaped, so
+     * an unescaped "usage" followed by ':' and '{' can only be a key; a nested "usage" key is
+     * possible in principle, so the candidate is checked to be a usage-shaped object. */
+    static const char key[] = "\"usage\"";
+    for (size_t i = len; i >= sizeof key - 1; i--) {
+        size_t at = i - (sizeof key - 1);
+        if (body[at] != '"' || memcmp(body + at, key, sizeof key - 1) != 0)
+            continue;
+        if (at > 0 && body[at - 1] == '\\')
+            continue;
+        size_t p = i;
+        while (p < len && (body[p] == ' ' || body[p] == '\n' || body[p] == '\t' || body[p] == '\r'))
+            p++;
+        if (p >= len || body[p] != ':')
+            continue;
+        p++;
+        while (p < len && (body[p] == ' ' || body[p] == '\n' || body[p] == '\t' || body[p] == '\r'))
+            p++;
+        if (p >= len || body[p] != '{')
+            continue;
+        long vl = jscan_value(body + p, len - p, NULL);
+        if (vl > 0 && oai_usage_parse(body + p, (size_t)vl, u) &&
+            (u->prompt_tokens >= 0 || u->completion_tokens >= 0 || u->total_tokens >= 0))
+            return true;
+    }
+    return false;
 }
 
 oai_chunk_kind oai_classify_chunk(const char *data, size_t len, oai_usage *u)

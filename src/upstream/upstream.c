@@ -13,6 +13,7 @@ typedef struct {
     struct event ev;
     short flags; /* current watch flags, 0 = stopped */
     bool assigned;
+    bool parked; /* curl is done with the socket for now; we still watch it for reading */
 } watch;
 
 struct ups_loop {
@@ -32,6 +33,16 @@ static void check_done(ups_loop *l);
 static void on_socket_event(evutil_socket_t fd, short what, void *arg)
 {
     ups_loop *l = arg;
+    watch *w = (size_t)fd < l->nwatches ? l->watches[fd] : NULL;
+    if (w && w->parked) {
+        /* an idle cached connection got data or EOF (the server closed it). curl will notice
+         * when it next checks the connection; stop watching so level-triggered epoll does not
+         * spin on it. */
+        event_del(&w->ev);
+        w->flags = 0;
+        w->parked = false;
+        return;
+    }
     int action = (what & EV_READ ? CURL_CSELECT_IN : 0) | (what & EV_WRITE ? CURL_CSELECT_OUT : 0);
     curl_multi_socket_action(l->multi, fd, action, &l->running);
     check_done(l);
@@ -69,12 +80,20 @@ static int sock_cb(CURL *e, curl_socket_t s, int what, void *userp, void *socket
     if (!w)
         return -1;
     if (what == CURL_POLL_REMOVE) {
-        if (w->assigned && w->flags)
-            event_del(&w->ev);
-        w->flags = 0;
+        /* curl says REMOVE after every keep-alive transfer, and IN again for the next one on
+         * the same connection: a read watch stays registered (parked) so that costs no
+         * epoll_ctl at all. */
+        if (w->assigned && w->flags == EV_READ) {
+            w->parked = true;
+        } else {
+            if (w->assigned && w->flags)
+                event_del(&w->ev);
+            w->flags = 0;
+        }
         return 0;
     }
     short flags = (short)((what & CURL_POLL_IN ? EV_READ : 0) | (what & CURL_POLL_OUT ? EV_WRITE : 0));
+    w->parked = false;
     if (w->assigned && w->flags == flags)
         return 0;
     if (w->assigned && w->flags)
@@ -95,6 +114,7 @@ static int close_cb(void *clientp, curl_socket_t s)
             event_del(&w->ev);
         w->flags = 0;
         w->assigned = false;
+        w->parked = false;
     }
     return close(s);
 }
@@ -104,6 +124,10 @@ static int timer_cb(CURLM *multi, long timeout_ms, void *userp)
     ups_loop *l = userp;
     if (timeout_ms < 0) {
         evtimer_del(l->timer);
+    } else if (timeout_ms == 0) {
+        /* "act now": run in this loop turn rather than after another epoll_wait */
+        evtimer_del(l->timer);
+        event_active(l->timer, EV_TIMEOUT, 0);
     } else {
         struct timeval tv = {timeout_ms / 1000, (timeout_ms % 1000) * 1000};
         evtimer_add(l->timer, &tv);
@@ -153,16 +177,31 @@ void ups_loop_free(ups_loop *l)
     free(l);
 }
 
+static size_t write_cb(char *p, size_t size, size_t nmemb, void *ud);
+
+/* Options every transfer shares are set once per handle; ups_start sets the rest each time
+ * (curl_easy_reset per transfer was measurable). */
 static CURL *easy_get(ups_loop *l)
 {
     if (l->npool)
         return l->pool[--l->npool];
-    return curl_easy_init();
+    CURL *e = curl_easy_init();
+    if (!e)
+        return NULL;
+    curl_easy_setopt(e, CURLOPT_POST, 1L);
+    curl_easy_setopt(e, CURLOPT_NOPROXY, ""); /* the caller's proxy decision is final */
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, write_cb);
+    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
+    curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
+    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(e, CURLOPT_CLOSESOCKETFUNCTION, close_cb);
+    curl_easy_setopt(e, CURLOPT_CLOSESOCKETDATA, l);
+    return e;
 }
 
 static void easy_put(ups_loop *l, CURL *e)
 {
-    curl_easy_reset(e);
     if (l->npool == l->cappool) {
         size_t nc = l->cappool ? l->cappool * 2 : 16;
         CURL **np = realloc(l->pool, nc * sizeof *np);
@@ -222,24 +261,14 @@ int ups_start(ups_loop *l, ups_xfer *x, const ups_request *r)
     x->paused = false;
     x->errbuf[0] = 0;
     curl_easy_setopt(e, CURLOPT_URL, r->url);
-    curl_easy_setopt(e, CURLOPT_POST, 1L);
     curl_easy_setopt(e, CURLOPT_POSTFIELDS, r->body);
     curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)r->body_len);
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, r->headers);
     curl_easy_setopt(e, CURLOPT_PROXY, r->proxy ? r->proxy : "");
-    curl_easy_setopt(e, CURLOPT_NOPROXY, ""); /* the decision above is final */
-    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, write_cb);
     curl_easy_setopt(e, CURLOPT_WRITEDATA, x);
     curl_easy_setopt(e, CURLOPT_PRIVATE, x);
     curl_easy_setopt(e, CURLOPT_ERRORBUFFER, x->errbuf);
-    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
-    curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
-    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(e, CURLOPT_CLOSESOCKETFUNCTION, close_cb);
-    curl_easy_setopt(e, CURLOPT_CLOSESOCKETDATA, l);
-    if (r->timeout_ms > 0)
-        curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, r->timeout_ms);
+    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, r->timeout_ms > 0 ? r->timeout_ms : 0L);
     curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS,
                      r->connect_timeout_ms > 0 ? r->connect_timeout_ms : 10000L);
     if (curl_multi_add_handle(l->multi, e) != CURLM_OK) {

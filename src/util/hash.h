@@ -11,7 +11,7 @@ void sha256(const void *data, size_t len, unsigned char out[32]);
 /* 64 lowercase hex chars + NUL */
 void sha256_hex(const void *data, size_t len, char out[65]);
 void hex_encode(const unsigned char *d, size_t n, char *out);
-/* Compares two secrets without leaking where they differ or (beyond a hash) their lengths. */
+/* Compares two secrets in time that depends only on their lengths. */
 bool secret_equal(const char *a, size_t alen, const char *b, size_t blen);
 
 #endif
