@@ -25,7 +25,8 @@ const char *auth_extract(const struct evkeyvalq *h, size_t *len, bool *malformed
 auth_result auth_check(const cfg *c, const struct evkeyvalq *h);
 /* Client-facing message for a failed check (LiteLLM's wording). */
 const char *auth_message(auth_result r);
-/* "sk-...abcd": the only form of a key that may appear in a message. */
+/* "sk-...abcd" (keys under 16 characters: "***"): the only form of a key that may appear in a
+ * message. */
 void auth_abbrev(const char *key, size_t len, char out[16]);
 
 #endif

@@ -226,7 +226,14 @@ static bool is_null_scalar(struct fy_node *n)
 /* Scalar text with os.environ/VAR resolved. Returns a heap string, or NULL when the node is not
  * a scalar, is null, or names an unset variable (which is warned about: LiteLLM treats it as
  * None, and a config that is fine apart from one unused provider's key must still start). */
+static char *scalar_str_q(loader *L, struct fy_node *n, const char *what, bool quiet);
+
 static char *scalar_str(loader *L, struct fy_node *n, const char *what)
+{
+    return scalar_str_q(L, n, what, false);
+}
+
+static char *scalar_str_q(loader *L, struct fy_node *n, const char *what, bool quiet)
 {
     if (is_null_scalar(n))
         return NULL;
@@ -244,7 +251,9 @@ static char *scalar_str(loader *L, struct fy_node *n, const char *what)
         var[vl] = 0;
         const char *v = getenv(var);
         if (!v) {
-            WARN(L, n, "%s: environment variable %s (os.environ/%s) is not set", what, var, var);
+            if (!quiet)
+                WARN(L, n, "%s: environment variable %s (os.environ/%s) is not set", what, var,
+                     var);
             return NULL;
         }
         return strdup(v);
@@ -343,7 +352,8 @@ static cJSON *to_json(loader *L, struct fy_node *n)
                     return cJSON_CreateNumber(d);
             }
         }
-        char *v = scalar_str(L, n, "value");
+        /* quiet: the field's own parser has already warned about an unset variable */
+        char *v = scalar_str_q(L, n, "value", true);
         cJSON *r = v ? cJSON_CreateString(v) : cJSON_CreateNull();
         free(v);
         return r;
@@ -788,13 +798,23 @@ cfg *cfg_load(const char *path, cfg_problems *probs, bool *yaml_error)
                                 .diag = diag};
     struct fy_document *doc = path ? fy_document_build_from_file(&pcfg, path)
                                    : fy_document_build_from_string(&pcfg, cfg_demo_yaml, FY_NT);
+    bool empty_stream = false;
+    if (!doc && diag) {
+        void *it0 = NULL;
+        empty_stream = fy_diag_errors_iterate(diag, &it0) == NULL; /* "" or only comments */
+    }
+    if (empty_stream) {
+        add_problem(probs, false, file, 0, 0, "the config is empty: it needs a model_list");
+        fy_diag_destroy(diag);
+        return NULL;
+    }
     if (!doc || fy_document_resolve(doc) != 0) {
         bool any = false;
         void *it = NULL;
         struct fy_diag_error *e;
         while (diag && (e = fy_diag_errors_iterate(diag, &it))) {
-            add_problem(probs, false, file, e->line + 1, e->column + 1, "malformed YAML: %s",
-                        e->msg);
+            /* libfyaml's collected positions are already 1-based */
+            add_problem(probs, false, file, e->line, e->column, "malformed YAML: %s", e->msg);
             any = true;
         }
         if (!any)

@@ -316,6 +316,8 @@ static int emit_event(sse_parser *p, const char *s, size_t len, sse_event_cb cb,
     sse_event ev = {.raw = s, .raw_len = len, .data = NULL, .data_len = 0};
     if (len == 0)
         return 0;
+    if (len > p->max_event) /* however the bytes were split across feeds */
+        return -1;
     /* walk lines collecting data: fields */
     size_t nfields = 0, dlen = 0;
     const char *first = NULL;

@@ -62,9 +62,10 @@ typedef enum {
 oai_chunk_kind oai_classify_chunk(const char *data, size_t len, oai_usage *u);
 
 /* ---- SSE framing ---------------------------------------------------------------------------
- * Feed bytes as they arrive; complete events are reported with their raw bytes (including the
- * blank-line terminator, normalised to "\n\n") and their data payload. Partial events wait in
- * the parser's buffer, which is bounded: an event larger than max_event is an error. */
+ * Feed bytes as they arrive; complete events are reported with their raw lines (without the
+ * terminating blank line; line endings inside are left as the upstream sent them) and their data
+ * payload. Partial events wait in the parser's buffer, which is bounded: an event larger than
+ * max_event is an error, however its bytes arrive. */
 typedef struct {
     char *buf;
     size_t len, cap;

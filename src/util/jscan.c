@@ -325,7 +325,11 @@ static unsigned hex4(const char *p)
 
 char *jscan_strdup(const char *v, size_t len)
 {
-    if (len < 2 || v[0] != '"' || v[len - 1] != '"')
+    if (len < 2 || v[0] != '"')
+        return NULL;
+    /* validate first: the span must be exactly one well-formed string */
+    scanner sc = {.s = v, .n = len, .i = 0, .err = NULL, .depth = 0};
+    if (scan_string(&sc) < 0 || sc.i != len)
         return NULL;
     /* an escaped string never grows when decoded */
     char *out = malloc(len);
