@@ -93,7 +93,7 @@ general_settings:
 
   after(async () => {
     try {
-      if (sluice) await sluice.stop();
+      if (sluice && !sluice.stopRequested) await sluice.stop();
     } finally {
       if (mock) await mock.close();
     }
@@ -214,5 +214,9 @@ general_settings:
     const res = await rawPost(sluice.url('/v1/chat/completions'), { authorization: `Bearer ${MASTER_KEY}`, 'content-type': 'application/json' }, body);
     assert.equal(res.status, 200, `status ${res.status}: ${res.text.slice(0, 300)}`);
     assert.equal(res.body.choices[0].message.content, expectedChatText('z'.repeat(900 * 1024)));
+  });
+
+  it('shuts down cleanly on SIGTERM (exit 0, no sanitizer report)', async () => {
+    await sluice.stop();
   });
 });

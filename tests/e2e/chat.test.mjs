@@ -33,7 +33,7 @@ general_settings:
 
   after(async () => {
     try {
-      if (sluice) await sluice.stop();
+      if (sluice && !sluice.stopRequested) await sluice.stop();
     } finally {
       if (mock) await mock.close();
     }
@@ -176,5 +176,9 @@ general_settings:
       ),
     );
     results.forEach((r, i) => assert.equal(r.choices[0].message.content, expectedChatText(`parallel ${i}`)));
+  });
+
+  it('shuts down cleanly on SIGTERM (exit 0, no sanitizer report)', async () => {
+    await sluice.stop();
   });
 });

@@ -77,7 +77,7 @@ general_settings:
   after(async () => {
     try {
       // stop() asserts exit code 0 and no sanitizer report
-      if (sluice) await sluice.stop();
+      if (sluice && !sluice.stopRequested) await sluice.stop();
     } finally {
       if (mock) await mock.close();
     }
@@ -146,5 +146,19 @@ general_settings:
     mock.reset();
     const r = await client.chat.completions.create({ model: 'my-gpt', messages: [{ role: 'user', content: 'still alive' }] });
     assert.equal(r.choices[0].message.content, expectedChatText('still alive'));
+  });
+
+  it('shuts down cleanly on SIGTERM with a stream in flight (exit 0, no sanitizer report)', async () => {
+    mock.reset({ clearRequests: true });
+    // ~2 s of stream: sluice may either drain it or cut it, but must exit cleanly
+    mock.setBehavior({ slowStream: { chunks: 40, intervalMs: 50 } });
+    const { req } = await openRequest(sluice, { model: 'my-gpt', messages: [{ role: 'user', content: 'in flight' }], stream: true }, { minDataEvents: 1 });
+    req.on('error', () => {});
+    try {
+      await sluice.stop();
+    } finally {
+      req.destroy();
+      mock.reset();
+    }
   });
 });

@@ -35,7 +35,7 @@ general_settings:
 
   after(async () => {
     try {
-      if (sluice) await sluice.stop();
+      if (sluice && !sluice.stopRequested) await sluice.stop();
     } finally {
       if (mock) await mock.close();
     }
@@ -95,5 +95,9 @@ general_settings:
     });
     assert.equal(res.status, 200, res.text);
     assertVectorClose(res.body.data[0].embedding, mockEmbedding('bare'));
+  });
+
+  it('shuts down cleanly on SIGTERM (exit 0, no sanitizer report)', async () => {
+    await sluice.stop();
   });
 });

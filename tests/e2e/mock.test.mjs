@@ -26,7 +26,7 @@ general_settings:
   });
 
   after(async () => {
-    if (sluice) await sluice.stop();
+    if (sluice && !sluice.stopRequested) await sluice.stop();
   });
 
   it('answers a non-streaming chat with the mock text', async () => {
@@ -53,5 +53,9 @@ general_settings:
     });
     assert.equal(r.status, 200, r.text);
     assert.equal(r.body.choices[0].message.content, TEXT);
+  });
+
+  it('shuts down cleanly on SIGTERM (exit 0, no sanitizer report)', async () => {
+    await sluice.stop();
   });
 });

@@ -57,7 +57,7 @@ general_settings:
 
   after(async () => {
     try {
-      if (sluice) await sluice.stop();
+      if (sluice && !sluice.stopRequested) await sluice.stop();
     } finally {
       if (mock) await mock.close();
     }
@@ -130,5 +130,9 @@ general_settings:
     assert.equal(res.status, 200, res.text);
     assert.ok(res.body && typeof res.body === 'object', `JSON object body: ${res.text}`);
     assert.ok('status' in res.body, `status field: ${res.text}`);
+  });
+
+  it('shuts down cleanly on SIGTERM (exit 0, no sanitizer report)', async () => {
+    await sluice.stop();
   });
 });

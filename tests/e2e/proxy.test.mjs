@@ -46,7 +46,7 @@ general_settings:
 
   after(async () => {
     try {
-      if (sluice) await sluice.stop();
+      if (sluice && !sluice.stopRequested) await sluice.stop();
     } finally {
       if (mock) await mock.close();
     }
@@ -69,4 +69,8 @@ general_settings:
       assert.equal(contentOf(await collect(s)), expectedChatText(`${name} stream`));
     });
   }
+
+  it('shuts down cleanly on SIGTERM (exit 0, no sanitizer report)', async () => {
+    await sluice.stop();
+  });
 });

@@ -44,7 +44,7 @@ general_settings:
 
   after(async () => {
     try {
-      if (sluice) await sluice.stop();
+      if (sluice && !sluice.stopRequested) await sluice.stop();
     } finally {
       if (mock) await mock.close();
     }
@@ -165,5 +165,9 @@ general_settings:
       }),
     );
     outs.forEach((o, i) => assert.equal(o, expectedChatText(`stream ${i}`)));
+  });
+
+  it('shuts down cleanly on SIGTERM (exit 0, no sanitizer report)', async () => {
+    await sluice.stop();
   });
 });

@@ -48,7 +48,7 @@ general_settings:
 
   after(async () => {
     try {
-      if (sluice) await sluice.stop();
+      if (sluice && !sluice.stopRequested) await sluice.stop();
     } finally {
       if (mock) await mock.close();
     }
@@ -95,5 +95,9 @@ general_settings:
     assert.equal(up2.messages[1].tool_calls[0].function.name, 'lookup_order');
     assert.deepEqual(JSON.parse(up2.messages[1].tool_calls[0].function.arguments), args);
     assert.deepEqual(up2.messages[2], { role: 'tool', tool_call_id: calls[0].id, content: toolResult });
+  });
+
+  it('shuts down cleanly on SIGTERM (exit 0, no sanitizer report)', async () => {
+    await sluice.stop();
   });
 });

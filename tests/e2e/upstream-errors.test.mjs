@@ -48,7 +48,7 @@ general_settings:
 
   after(async () => {
     try {
-      if (sluice) await sluice.stop();
+      if (sluice && !sluice.stopRequested) await sluice.stop();
     } finally {
       await Promise.all([slow?.close(), failing?.close()]);
     }
@@ -142,5 +142,9 @@ general_settings:
   it('still serves a healthy deployment afterwards', async () => {
     const r = await client.chat.completions.create({ model: 'failing-model', messages: [{ role: 'user', content: 'ok now' }] });
     assert.equal(r.choices[0].message.content, 'Hello from mock: ok now');
+  });
+
+  it('shuts down cleanly on SIGTERM (exit 0, no sanitizer report)', async () => {
+    await sluice.stop();
   });
 });

@@ -203,6 +203,10 @@ export async function startSluice({ config, env = {}, args = [], files = {}, cwd
     get exitCode() {
       return child.exitCode;
     },
+    /** true once stop() has been called (its promise is memoized). */
+    get stopRequested() {
+      return stopping !== null;
+    },
     get running() {
       return child.exitCode === null && child.signalCode === null;
     },
