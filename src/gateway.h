@@ -11,6 +11,9 @@
  * Returns 0, or -1 on allocation failure. */
 int gw_prepare(cfg *c);
 
+/* Frees the calling worker thread's caches; call as the thread ends. */
+void gw_thread_exit(void);
+
 void gw_chat(worker *w, struct evhttp_request *req);
 void gw_completions(worker *w, struct evhttp_request *req);
 void gw_embeddings(worker *w, struct evhttp_request *req);

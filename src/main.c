@@ -218,7 +218,7 @@ static int cmd_serve(int argc, char **argv)
     int n;
     const http_route *table = routes_table(&n);
     http_opts ho = {.host = o.host, .port = o.port, .workers = o.workers, .cfg = c,
-                    .routes = table, .nroutes = n};
+                    .routes = table, .nroutes = n, .thread_exit = gw_thread_exit};
     rc = http_serve(&ho);
     routes_free();
     cfg_free(c);

@@ -32,6 +32,7 @@
 #include "obs/log.h"
 
 static const http_route *g_routes;
+static void (*g_thread_exit)(void);
 static int g_nroutes;
 static atomic_bool g_shutting_down;
 
@@ -215,6 +216,8 @@ static void *worker_main(void *arg)
     event_base_dispatch(s->w.base);
     if (flush)
         event_free(flush);
+    if (g_thread_exit)
+        g_thread_exit();
     log_batch_end();
     atomic_store(&s->done, true);
     return NULL;
@@ -339,6 +342,7 @@ static double now_s(void)
 int http_serve(const http_opts *o)
 {
     g_routes = o->routes;
+    g_thread_exit = o->thread_exit;
     g_nroutes = o->nroutes;
     struct sockaddr_storage ss;
     socklen_t sslen;

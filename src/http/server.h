@@ -53,6 +53,7 @@ typedef struct {
     const cfg *cfg;
     const http_route *routes;
     int nroutes;
+    void (*thread_exit)(void); /* run by each worker thread as it ends (caches above http/) */
 } http_opts;
 
 /* Binds (failing fast with a one-line message if the port is taken), serves until SIGTERM or

@@ -96,26 +96,35 @@ static const char *level_name(log_level l)
     return "info";
 }
 
-static void emit(sbuf *b)
+/* Ends the record that starts at b->p[start] and writes it (or leaves it in the thread's batch
+ * when b is the batch). One record, one line: a model name or message carrying a newline
+ * cannot forge a record. */
+static void finish_record(sbuf *b, size_t start)
 {
-    /* one record, one line: a model name or message carrying a newline cannot forge a record */
-    for (size_t i = 0; i < b->len; i++)
+    for (size_t i = start; i < b->len; i++)
         if ((unsigned char)b->p[i] < 0x20)
             b->p[i] = ' ';
     sbuf_add(b, "\n", 1);
-    if (b->failed)
-        return;
-    if (t_batching) {
-        sbuf_add(&t_batch, b->p, b->len);
-        if (t_batch.failed) { /* out of memory: write what we can directly */
-            sbuf_free(&t_batch);
-            write_all(b->p, b->len);
-        } else if (t_batch.len >= BATCH_FLUSH_BYTES) {
-            log_flush();
-        }
+    if (b->failed) {
+        if (b == &t_batch)
+            sbuf_free(&t_batch); /* out of memory: drop the batch rather than the process */
         return;
     }
-    write_all(b->p, b->len);
+    if (b != &t_batch)
+        write_all(b->p, b->len);
+    else if (t_batch.len >= BATCH_FLUSH_BYTES)
+        log_flush();
+}
+
+static void emit(sbuf *b)
+{
+    if (t_batching) {
+        size_t start = t_batch.len;
+        sbuf_add(&t_batch, b->p, b->len);
+        finish_record(&t_batch, start);
+    } else {
+        finish_record(b, 0);
+    }
 }
 
 void log_msg(log_level lvl, const char *fmt, ...)
@@ -146,43 +155,67 @@ void log_access(const log_access_rec *r)
 {
     char ts[40];
     timestamp(ts, sizeof ts);
-    sbuf b;
-    sbuf_init(&b);
+    sbuf local;
+    sbuf_init(&local);
+    /* straight into the thread's batch when there is one: no temporary buffer per request */
+    sbuf *b = t_batching ? &t_batch : &local;
+    size_t start = b->len;
     if (g_json) {
-        sbuf_addf(&b, "{\"ts\":\"%s\",\"level\":\"info\",\"msg\":\"access\",\"method\":", ts);
-        sbuf_add_jstr(&b, r->method);
-        sbuf_adds(&b, ",\"path\":");
-        sbuf_add_jstr(&b, r->path);
-        sbuf_addf(&b, ",\"status\":%d,\"model\":", r->status);
-        sbuf_add_jstr(&b, r->model);
+        sbuf_adds(b, "{\"ts\":\"");
+        sbuf_adds(b, ts);
+        sbuf_adds(b, "\",\"level\":\"info\",\"msg\":\"access\",\"method\":");
+        sbuf_add_jstr(b, r->method);
+        sbuf_adds(b, ",\"path\":");
+        sbuf_add_jstr(b, r->path);
+        sbuf_adds(b, ",\"status\":");
+        sbuf_add_u64(b, (unsigned)r->status);
+        sbuf_adds(b, ",\"model\":");
+        sbuf_add_jstr(b, r->model);
+        sbuf_adds(b, ",\"upstream_ms\":");
         if (r->upstream_ms >= 0)
-            sbuf_addf(&b, ",\"upstream_ms\":%.3f", r->upstream_ms);
+            sbuf_add_ms3(b, r->upstream_ms);
         else
-            sbuf_adds(&b, ",\"upstream_ms\":null");
-        sbuf_addf(&b, ",\"overhead_us\":%ld,\"stream\":%s,\"call_id\":", r->overhead_us,
-                  r->stream ? "true" : "false");
-        sbuf_add_jstr(&b, r->call_id);
+            sbuf_adds(b, "null");
+        sbuf_adds(b, ",\"overhead_us\":");
+        sbuf_add_u64(b, r->overhead_us > 0 ? (unsigned long long)r->overhead_us : 0);
+        sbuf_adds(b, r->stream ? ",\"stream\":true,\"call_id\":" : ",\"stream\":false,\"call_id\":");
+        sbuf_add_jstr(b, r->call_id);
         if (r->deployment_id) {
-            sbuf_adds(&b, ",\"model_id\":");
-            sbuf_add_jstr(&b, r->deployment_id);
+            sbuf_adds(b, ",\"model_id\":");
+            sbuf_add_jstr(b, r->deployment_id);
         }
         if (r->error) {
-            sbuf_adds(&b, ",\"error\":");
-            sbuf_add_jstr(&b, r->error);
+            sbuf_adds(b, ",\"error\":");
+            sbuf_add_jstr(b, r->error);
         }
-        sbuf_adds(&b, "}");
+        sbuf_adds(b, "}");
     } else {
-        sbuf_addf(&b, "%s access  %s %s %d model=%s", ts, r->method, r->path, r->status,
-                  r->model ? r->model : "-");
+        sbuf_adds(b, ts);
+        sbuf_adds(b, " access  ");
+        sbuf_adds(b, r->method);
+        sbuf_add(b, " ", 1);
+        sbuf_adds(b, r->path);
+        sbuf_add(b, " ", 1);
+        sbuf_add_u64(b, (unsigned)r->status);
+        sbuf_adds(b, " model=");
+        sbuf_adds(b, r->model ? r->model : "-");
+        sbuf_adds(b, " upstream_ms=");
         if (r->upstream_ms >= 0)
-            sbuf_addf(&b, " upstream_ms=%.3f", r->upstream_ms);
+            sbuf_add_ms3(b, r->upstream_ms);
         else
-            sbuf_adds(&b, " upstream_ms=-");
-        sbuf_addf(&b, " overhead_us=%ld%s call_id=%s", r->overhead_us, r->stream ? " stream" : "",
-                  r->call_id ? r->call_id : "-");
-        if (r->error)
-            sbuf_addf(&b, " error=\"%s\"", r->error);
+            sbuf_adds(b, "-");
+        sbuf_adds(b, " overhead_us=");
+        sbuf_add_u64(b, r->overhead_us > 0 ? (unsigned long long)r->overhead_us : 0);
+        if (r->stream)
+            sbuf_adds(b, " stream");
+        sbuf_adds(b, " call_id=");
+        sbuf_adds(b, r->call_id ? r->call_id : "-");
+        if (r->error) {
+            sbuf_adds(b, " error=\"");
+            sbuf_adds(b, r->error);
+            sbuf_adds(b, "\"");
+        }
     }
-    emit(&b);
-    sbuf_free(&b);
+    finish_record(b, start);
+    sbuf_free(&local);
 }

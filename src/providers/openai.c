@@ -92,13 +92,31 @@ static void put(char *out, size_t *o, const char *s, size_t n)
 char *oai_build_upstream_body(const char *body, const oai_request *r, const char *upstream_model,
                               bool inject_usage, size_t *out_len)
 {
+    char *buf = NULL;
+    size_t cap = 0;
+    if (!oai_build_upstream_body_buf(body, r, upstream_model, inject_usage, &buf, &cap, out_len)) {
+        free(buf);
+        return NULL;
+    }
+    return buf;
+}
+
+bool oai_build_upstream_body_buf(const char *body, const oai_request *r,
+                                 const char *upstream_model, bool inject_usage, char **buf,
+                                 size_t *cap, size_t *out_len)
+{
     size_t ml = strlen(upstream_model);
     size_t total = 2 + json_escaped_size(ml) + 16 /* "model": */ + 64 /* stream_options */;
     for (int i = 0; i < r->count; i++)
         total += (r->m[i].val_off + r->m[i].val_len - r->m[i].off) + 1;
-    char *out = malloc(total);
-    if (!out)
-        return NULL;
+    if (*cap < total) {
+        char *nb = realloc(*buf, total);
+        if (!nb)
+            return false;
+        *buf = nb;
+        *cap = total;
+    }
+    char *out = *buf;
     size_t o = 0;
     bool first = true, wrote_model = false, wrote_so = false;
     out[o++] = '{';
@@ -156,7 +174,7 @@ char *oai_build_upstream_body(const char *body, const oai_request *r, const char
     }
     out[o++] = '}';
     *out_len = o;
-    return out;
+    return true;
 }
 
 void oai_usage_init(oai_usage *u)
@@ -166,8 +184,17 @@ void oai_usage_init(oai_usage *u)
 
 static int64_t member_int(const char *s, const jmember *m)
 {
+    if (!m)
+        return -1;
+    const char *v = s + m->val_off;
+    int64_t n = 0;
+    size_t i = 0;
+    for (; i < m->val_len && i < 18 && v[i] >= '0' && v[i] <= '9'; i++)
+        n = n * 10 + (v[i] - '0');
+    if (i == m->val_len && i > 0)
+        return n; /* the usual case: a plain non-negative integer */
     double d;
-    if (!m || !jscan_number(s + m->val_off, m->val_len, &d) || d < 0)
+    if (!jscan_number(v, m->val_len, &d) || d < 0)
         return -1;
     return (int64_t)d;
 }

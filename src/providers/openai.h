@@ -37,6 +37,11 @@ bool oai_is_gateway_param(const char *key, size_t len);
  * Returns a heap buffer (caller frees) and its length in *out_len; NULL on allocation failure. */
 char *oai_build_upstream_body(const char *body, const oai_request *r, const char *upstream_model,
                               bool inject_usage, size_t *out_len);
+/* The same into a caller-owned buffer, grown with realloc when *cap is too small (so a recycled
+ * buffer costs no allocation). False on allocation failure (*buf stays the caller's). */
+bool oai_build_upstream_body_buf(const char *body, const oai_request *r,
+                                 const char *upstream_model, bool inject_usage, char **buf,
+                                 size_t *cap, size_t *out_len);
 
 /* Token usage as reported by a provider. -1 = not reported. */
 typedef struct {

@@ -92,6 +92,48 @@ void sbuf_add_jstr(sbuf *b, const char *s)
         sbuf_add_jstrn(b, s, strlen(s));
 }
 
+void sbuf_add_u64(sbuf *b, unsigned long long v)
+{
+    char tmp[24];
+    int n = 0;
+    do {
+        tmp[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    if (!sbuf_reserve(b, (size_t)n))
+        return;
+    while (n)
+        b->p[b->len++] = tmp[--n];
+    b->p[b->len] = 0;
+}
+
+size_t fmt_ms3(char out[32], double ms)
+{
+    unsigned long long us = ms <= 0 ? 0 : (unsigned long long)(ms * 1000 + 0.5);
+    unsigned long long whole = us / 1000;
+    char tmp[24];
+    int n = 0;
+    do {
+        tmp[n++] = (char)('0' + whole % 10);
+        whole /= 10;
+    } while (whole);
+    size_t o = 0;
+    while (n)
+        out[o++] = tmp[--n];
+    out[o++] = '.';
+    out[o++] = (char)('0' + us % 1000 / 100);
+    out[o++] = (char)('0' + us % 100 / 10);
+    out[o++] = (char)('0' + us % 10);
+    out[o] = 0;
+    return o;
+}
+
+void sbuf_add_ms3(sbuf *b, double ms)
+{
+    char tmp[32];
+    sbuf_add(b, tmp, fmt_ms3(tmp, ms));
+}
+
 char *sbuf_take(sbuf *b, size_t *len)
 {
     if (b->failed || !sbuf_reserve(b, 0)) {

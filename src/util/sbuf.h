@@ -22,6 +22,11 @@ void sbuf_addf(sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3
 /* Appends s as a JSON string literal with quotes; NULL → null. */
 void sbuf_add_jstr(sbuf *b, const char *s);
 void sbuf_add_jstrn(sbuf *b, const char *s, size_t n);
+/* Decimal integer, and milliseconds with three decimals ("12.345"), without printf. */
+void sbuf_add_u64(sbuf *b, unsigned long long v);
+void sbuf_add_ms3(sbuf *b, double ms);
+/* The same into out (NUL-terminated); returns the length. */
+size_t fmt_ms3(char out[32], double ms);
 /* NUL-terminates and hands the buffer over (caller frees); NULL if building failed. */
 char *sbuf_take(sbuf *b, size_t *len);
 
