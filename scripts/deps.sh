@@ -8,7 +8,7 @@ mode=${1:-build}
 cd "$(dirname "$0")/.."
 
 pkgs=(build-essential cmake pkg-config libevent-dev libcurl4-openssl-dev libcjson-dev
-      libfyaml-dev libssl-dev ca-certificates)
+      libfyaml-dev libssl-dev libmimalloc-dev ca-certificates)
 if [ "$mode" = test ]; then
   pkgs+=(libcmocka-dev nodejs npm nginx-light wrk curl)
 fi

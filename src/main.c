@@ -231,8 +231,8 @@ int main(int argc, char **argv)
 {
     if (argc > 1 && (!strcmp(argv[1], "version") || !strcmp(argv[1], "--version") ||
                      !strcmp(argv[1], "-v"))) {
-        printf("sluice %s (libevent %s, %s)\n", SLUICE_VERSION, event_get_version(),
-               curl_version());
+        printf("sluice %s (libevent %s, %s, allocator %s)\n", SLUICE_VERSION,
+               event_get_version(), curl_version(), SLUICE_ALLOCATOR);
         return 0;
     }
     if (argc > 1 && !strcmp(argv[1], "check"))

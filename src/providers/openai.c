@@ -266,6 +266,22 @@ oai_chunk_kind oai_classify_chunk(const char *data, size_t len, oai_usage *u)
         data++, len--;
     if (len == 6 && memcmp(data, "[DONE]", 6) == 0)
         return OAI_CHUNK_DONE;
+    /* Fast path: almost every chunk has no usage object ("usage":null or no key at all), and
+     * those are forwarded untouched whatever they hold, so only a chunk with a "usage" key
+     * followed by an object is worth parsing. */
+    bool maybe_usage = false;
+    for (const char *p = data, *end = data + len;
+         (p = memmem(p, (size_t)(end - p), "\"usage\"", 7)) != NULL; p += 7) {
+        const char *q = p + 7;
+        while (q < end && (*q == ' ' || *q == ':' || *q == '\n' || *q == '\r' || *q == '\t'))
+            q++;
+        if (q < end && *q == '{') {
+            maybe_usage = true;
+            break;
+        }
+    }
+    if (!maybe_usage)
+        return data[0] == '{' ? OAI_CHUNK_CONTENT : OAI_CHUNK_OTHER;
     jmember m[32];
     int n = jscan_object(data, len, m, 32, NULL);
     if (n < 0)

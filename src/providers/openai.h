@@ -57,10 +57,12 @@ bool oai_response_usage(const char *body, size_t len, oai_usage *u);
 
 /* Classification of one streamed chunk's JSON. */
 typedef enum {
-    OAI_CHUNK_CONTENT,    /* an ordinary chunk: forward it */
+    OAI_CHUNK_CONTENT,    /* an ordinary chunk: forward it. Only chunks carrying a usage object
+                             are validated; the rest are recognised by their leading '{' */
     OAI_CHUNK_USAGE_ONLY, /* "choices": [] with a usage object: forward only if the client asked */
     OAI_CHUNK_DONE,       /* the [DONE] sentinel */
-    OAI_CHUNK_OTHER,      /* not JSON (forwarded untouched) */
+    OAI_CHUNK_OTHER,      /* not a JSON object, or a usage-carrying chunk that does not parse
+                             (forwarded untouched) */
 } oai_chunk_kind;
 
 /* Classifies a data payload; fills u when the chunk carries a usage object. */

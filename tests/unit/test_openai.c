@@ -482,7 +482,13 @@ static void test_classify_chunk(void **state)
 
     /* not JSON */
     assert_int_equal(oai_classify_chunk("hello", 5, &u), OAI_CHUNK_OTHER);
-    assert_int_equal(oai_classify_chunk("{\"choices\":[", 12, &u), OAI_CHUNK_OTHER);
+    /* chunks without a usage object are forwarded unvalidated: broken JSON stays "content" */
+    assert_int_equal(oai_classify_chunk("{\"choices\":[", 12, &u), OAI_CHUNK_CONTENT);
+    /* ...but a usage-looking chunk must parse to count */
+    oai_usage_init(&u);
+    assert_int_equal(oai_classify_chunk("{\"choices\":[],\"usage\":{\"prompt_tokens\":1", 38, &u),
+                     OAI_CHUNK_OTHER);
+    assert_int_equal(u.prompt_tokens, -1);
     assert_int_equal(oai_classify_chunk("", 0, &u), OAI_CHUNK_OTHER);
     assert_int_equal(oai_classify_chunk("[DONE", 5, &u), OAI_CHUNK_OTHER);
     assert_int_equal(oai_classify_chunk("[DONE]x", 7, &u), OAI_CHUNK_OTHER);
