@@ -144,9 +144,26 @@ static double timeout_s(const llm_req *r)
 
 /* ---- replying ------------------------------------------------------------------------- */
 
+/* evhttp formats a Date header for every reply with gmtime+strftime; one per second per thread
+ * is enough. */
+static const char *http_date(void)
+{
+    static _Thread_local time_t t_sec;
+    static _Thread_local char t_date[40];
+    time_t now = time(NULL);
+    if (now != t_sec) {
+        struct tm tm;
+        gmtime_r(&now, &tm);
+        strftime(t_date, sizeof t_date, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+        t_sec = now;
+    }
+    return t_date;
+}
+
 static void add_common_headers(llm_req *r, struct evkeyvalq *h, double overhead_ms)
 {
     char buf[32];
+    evhttp_add_header(h, "Date", http_date());
     evhttp_add_header(h, "x-litellm-call-id", r->call_id);
     if (r->dep) {
         evhttp_add_header(h, "x-litellm-model-id", r->dep->id);
@@ -611,6 +628,7 @@ static int start_upstream(llm_req *r)
     r->t_up_start = now_ms();
     ups_request ur = {
         .url = r->dep->url[r->ep],
+        .curlu = r->dep->curlu[r->ep],
         .body = r->up_body,
         .body_len = r->up_len,
         .headers = r->dep->headers,
@@ -796,6 +814,13 @@ int gw_prepare(cfg *c)
         if (!h)
             return -1;
         d->headers = h;
+        for (int ep = 0; ep < 3 && d->url[ep]; ep++) {
+            d->curlu[ep] = curl_url();
+            if (!d->curlu[ep] || curl_url_set(d->curlu[ep], CURLUPART_URL, d->url[ep], 0)) {
+                curl_url_cleanup(d->curlu[ep]);
+                d->curlu[ep] = NULL; /* fall back to the string */
+            }
+        }
         d->proxy = d->api_base ? ups_proxy_for_url(&env, d->api_base) : strdup("");
         if (!d->proxy)
             return -1;

@@ -915,6 +915,8 @@ void cfg_free(cfg *c)
         free(d->proxy);
         for (int ep = 0; ep < 3; ep++)
             free(d->url[ep]);
+        for (int ep = 0; ep < 3; ep++)
+            curl_url_cleanup(d->curlu[ep]);
         cJSON_Delete(d->litellm_params);
         cJSON_Delete(d->model_info);
         curl_slist_free_all(d->headers);

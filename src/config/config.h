@@ -13,7 +13,7 @@
 
 #include "providers/provider.h"
 
-struct curl_slist;
+#include <curl/curl.h>
 
 typedef struct {
     char *model_name;     /* public name (the model group) */
@@ -34,6 +34,7 @@ typedef struct {
     int line;             /* where it is defined */
     /* derived */
     char *url[3];         /* indexed by prov_endpoint */
+    CURLU *curlu[3];      /* the same, parsed once (libcurl reads them, never writes) */
     char *host;           /* host[:port] of api_base, for messages */
     char *proxy;          /* CURLOPT_PROXY value: "" = never proxied */
     struct curl_slist *headers; /* Authorization, Content-Type, Expect: (shared, read-only) */

@@ -263,7 +263,10 @@ int ups_start(ups_loop *l, ups_xfer *x, const ups_request *r)
     x->loop = l;
     x->paused = false;
     x->errbuf[0] = 0;
-    curl_easy_setopt(e, CURLOPT_URL, r->url);
+    if (r->curlu)
+        curl_easy_setopt(e, CURLOPT_CURLU, r->curlu);
+    else
+        curl_easy_setopt(e, CURLOPT_URL, r->url);
     curl_easy_setopt(e, CURLOPT_POSTFIELDS, r->body);
     curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)r->body_len);
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, r->headers);

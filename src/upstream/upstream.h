@@ -41,6 +41,7 @@ struct ups_xfer {
 
 typedef struct {
     const char *url;
+    CURLU *curlu;       /* the same URL pre-parsed (optional; saves a parse per transfer) */
     const char *body; /* must stay valid until on_done or ups_abort */
     size_t body_len;
     const struct curl_slist *headers;
