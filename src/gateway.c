@@ -2,8 +2,15 @@
  *
  * Lifetime of one LLM request (llm_req): created in the handler, owned by the worker thread,
  * freed by finish() — the single exit, reached from exactly one of: a synchronous reply (bad
- * request, mock), upstream completion (on_done), or the deferred abort after the client left.
- * Events embedded in llm_req (abort, idle timer, retry) are deleted in finish().
+ * request, mock), upstream completion (on_done), the deferred abort (client gone, stream
+ * failure, idle timeout), or a Google token arriving for a request whose client left.
+ * Events embedded in llm_req are deleted in finish().
+ *
+ * Formats: the client speaks OpenAI (chat/completions/embeddings) or Anthropic (/v1/messages);
+ * the upstream speaks OpenAI (bytes pass through untouched: the fast path), a provider format
+ * behind a prov_ops translator, or Anthropic to an Anthropic client (bytes pass through). An
+ * Anthropic client in front of a non-Anthropic upstream gets the OpenAI answer translated once
+ * more by providers/anthropic (anth_from_openai_response, anth_out_stream).
  *
  * Streaming backpressure: upstream bytes are forwarded only while the client connection's
  * output buffer holds less than BACKPRESSURE_BYTES; above that on_data returns UPS_PAUSE (curl
@@ -15,17 +22,18 @@
  * call stack); the abort removes the curl handle and finishes the detached request, which frees
  * it. evhttp stops reading a connection while its request is being handled, so a client that
  * leaves before any byte was written back would go unnoticed until the upstream answered (and
- * was paid for): once a request has waited PEER_WATCH_MS, peer_ev watches the socket for EOF (MSG_PEEK, so evhttp's own reads
- * are untouched). The watch is removed before evhttp may close the fd (detach_conn and the close
- * callback), so it never outlives the descriptor it watches. */
+ * was paid for): once a request has waited PEER_WATCH_MS, peer_ev watches the socket for EOF
+ * (MSG_PEEK, so evhttp's own reads are untouched). The watch is removed before evhttp may close
+ * the fd (detach_conn and the close callback), so it never outlives the descriptor it watches. */
 #include "gateway.h"
 
+#include <errno.h>
+#include <stddef.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/event_struct.h>
 #include <event2/keyvalq_struct.h>
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,8 +42,11 @@
 
 #include "http/reply.h"
 #include "obs/log.h"
+#include "providers/anthropic.h"
 #include "providers/mock.h"
 #include "providers/openai.h"
+#include "providers/prov.h"
+#include "upstream/gauth.h"
 #include "upstream/proxy.h"
 #include "util/jscan.h"
 #include "util/sbuf.h"
@@ -47,6 +58,14 @@
  * that have waited this long pay for it. */
 #define PEER_WATCH_MS 300
 
+/* What the client speaks, and what the upstream speaks. */
+typedef enum { FMT_OPENAI, FMT_ANTHROPIC } client_fmt;
+typedef enum {
+    UP_OPENAI,     /* OpenAI-shaped upstream: bytes pass through */
+    UP_TRANSLATED, /* a prov_ops translator in between (Anthropic, Gemini, Claude on Vertex) */
+    UP_ANTHROPIC,  /* /v1/messages to Anthropic or Claude on Vertex: Anthropic bytes both ways */
+} up_fmt;
+
 typedef struct {
     worker *w;
     struct evhttp_request *req;
@@ -54,12 +73,32 @@ typedef struct {
     const cfg_deployment *dep;
     prov_endpoint ep;
     const char *path;
+    client_fmt cfmt;
+    up_fmt ufmt;
     char call_id[37];
-    char *model;        /* the client's model name (for logs) */
-    char *up_body;      /* kept with its capacity when the struct is recycled */
+    char *model;        /* the client's model name (for logs and responses) */
+    char *up_body;      /* OpenAI fast path body; kept with its capacity when recycled */
     size_t up_len, up_cap;
+    /* the upstream request: the deployment's shared data on the OpenAI fast path, the t_*
+     * fields below otherwise */
+    const char *u_url;
+    CURLU *u_curlu;
+    const char *u_body;
+    size_t u_len;
+    const struct curl_slist *u_headers;
+    char *t_url, *t_body;
+    size_t t_len;
+    struct curl_slist *t_hdrs;
+    const prov_ops *ops;
+    prov_ctx pctx;
+    prov_stream *pstream;
+    anth_out_stream *astream;   /* OpenAI chunks → Anthropic events (/v1/messages) */
+    cJSON *oreq;                /* translated path: the OpenAI request */
+    sse_parser resplit;         /* splits translator output for the Anthropic encoder */
+    prov_err serr;              /* an error raised inside a stream, reported by on_abort */
     ups_xfer x;
-    bool stream, client_usage, headers_sent, client_gone, aborting, oversize;
+    bool stream, client_usage, headers_sent, client_gone, aborting, oversize, stream_failed;
+    bool waiting_token;
     int attempts;
     long status;        /* upstream HTTP status */
     struct evbuffer *resp; /* non-streamed body or error body: the reply's own output buffer,
@@ -70,14 +109,16 @@ typedef struct {
     double t_start, t_up_start, t_up_first, t_up_end, t_headers;
     double upstream_ms_total; /* across attempts */
     struct event abort_ev, idle_ev, retry_ev;
-    struct event peer_ev; /* the client socket, watched for EOF while we wait */
+    struct event peer_ev;    /* the client socket, watched for EOF while we wait */
     struct event peer_timer; /* starts that watch once a request has waited PEER_WATCH_MS */
     bool events_ready, peer_watched;
     const char *log_error;
     char errmsg[160];
+    char resp_id[48];
+    char token[4096];        /* Google access token (Vertex AI) */
 } llm_req;
 
-/* Per-thread cache of finished llm_req structs. The struct is over 1 KiB, past glibc's
+/* Per-thread cache of finished llm_req structs. The struct is several KiB, past glibc's
  * per-thread cache, so a fresh calloc each request took its slow path (~2,400 instructions,
  * measured with callgrind); recycled ones cost a memset. Bounded, and freed at thread exit. */
 #define REQ_CACHE 64
@@ -91,7 +132,9 @@ static llm_req *req_acquire(void)
     llm_req *r = t_req_cache[--t_req_cached];
     char *buf = r->up_body;
     size_t cap = r->up_cap;
-    memset(r, 0, sizeof *r);
+    /* everything up to the token buffer: the token is always written before it is read */
+    memset(r, 0, offsetof(llm_req, token));
+    r->token[0] = 0;
     r->up_body = buf;
     r->up_cap = cap;
     return r;
@@ -123,6 +166,7 @@ static double now_ms(void)
     return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
 }
 
+/* "OpenAIException", "AnthropicException", "Hosted_vllmException": LiteLLM's prefixes. */
 static const char *provider_exception(const cfg_deployment *d, char *buf, size_t n)
 {
     if (d->kind == PROV_OPENAI)
@@ -140,6 +184,22 @@ static double timeout_s(const llm_req *r)
     if (r->dep->timeout > 0)
         return r->dep->timeout;
     return r->w->cfg->request_timeout;
+}
+
+static const prov_ops *ops_for(prov_kind k)
+{
+    switch (k) {
+    case PROV_ANTHROPIC: return &prov_anthropic;
+    case PROV_VERTEX_CLAUDE: return &prov_vertex_claude;
+    case PROV_VERTEX_GEMINI: return &prov_vertex_gemini;
+    case PROV_GEMINI: return &prov_gemini;
+    default: return NULL;
+    }
+}
+
+static bool is_vertex(const cfg_deployment *d)
+{
+    return d->kind == PROV_VERTEX_GEMINI || d->kind == PROV_VERTEX_CLAUDE;
 }
 
 /* ---- replying ------------------------------------------------------------------------- */
@@ -213,6 +273,15 @@ static void finish(llm_req *r, int status)
     if (r->out)
         evbuffer_free(r->out);
     sse_free(&r->sse);
+    sse_free(&r->resplit);
+    if (r->pstream)
+        r->ops->stream_free(r->pstream);
+    anth_out_stream_free(r->astream);
+    cJSON_Delete(r->oreq);
+    curl_slist_free_all(r->t_hdrs);
+    free(r->t_url);
+    free(r->t_body);
+    prov_err_free(&r->serr);
     free(r->model);
     worker *w = r->w;
     req_release(r);
@@ -234,6 +303,8 @@ static void detach_conn(llm_req *r)
     }
 }
 
+/* Sends an error in the client's format: before the headers a JSON reply with the status, after
+ * them an SSE error event (OpenAI: data: {"error":...}; Anthropic: event: error) and the end. */
 static void reply_error_and_finish(llm_req *r, int status, const char *type, const char *param,
                                    const char *msg)
 {
@@ -242,13 +313,16 @@ static void reply_error_and_finish(llm_req *r, int status, const char *type, con
     if (r->resp && !r->headers_sent) /* an upstream error body collected so far */
         evbuffer_drain(r->resp, evbuffer_get_length(r->resp));
     size_t len;
-    char *body = http_error_body(msg, type, param, status, &len);
+    char *body = r->cfmt == FMT_ANTHROPIC ? anth_error_body(status, msg, &len)
+                                          : http_error_body(msg, type, param, status, &len);
     detach_conn(r);
     if (r->headers_sent) {
-        /* mid-stream: an SSE error event, then the end of the stream */
         if (!r->client_gone && body) {
             struct evbuffer *b = evbuffer_new();
-            evbuffer_add(b, "data: ", 6);
+            if (r->cfmt == FMT_ANTHROPIC)
+                evbuffer_add(b, "event: error\ndata: ", 19);
+            else
+                evbuffer_add(b, "data: ", 6);
             evbuffer_add(b, body, len);
             evbuffer_add(b, "\n\n", 2);
             evhttp_send_reply_chunk(r->req, b);
@@ -266,31 +340,39 @@ static void reply_error_and_finish(llm_req *r, int status, const char *type, con
     finish(r, status);
 }
 
-/* ---- upstream errors ------------------------------------------------------------------- */
-
-static const char *exception_class(int status)
+static void reply_prov_error(llm_req *r, prov_err *e)
 {
-    switch (status) {
-    case 400: return "BadRequestError";
-    case 401: return "AuthenticationError";
-    case 403: return "PermissionDeniedError";
-    case 404: return "NotFoundError";
-    case 408: return "Timeout";
-    case 422: return "UnprocessableEntityError";
-    case 429: return "RateLimitError";
-    case 503: return "ServiceUnavailableError";
-    default: return status >= 500 ? "InternalServerError" : "APIError";
-    }
+    reply_error_and_finish(r, e->status ? e->status : 500, e->type ? e->type : "upstream_error",
+                           e->param, e->message ? e->message : "provider error");
 }
 
-/* The upstream answered with an error status: re-wrap its message in LiteLLM's envelope. */
+/* ---- upstream errors ------------------------------------------------------------------- */
+
+/* An OpenAI-shaped upstream answered with an error status: re-wrap its message in LiteLLM's
+ * envelope. */
 static void reply_upstream_error(llm_req *r)
 {
-    int status = (int)r->status;
-    if (status < 400 || status > 599)
-        status = 500;
+    int status = prov_map_status((int)r->status);
     size_t len = r->resp ? evbuffer_get_length(r->resp) : 0;
     const char *body = len ? (const char *)evbuffer_pullup(r->resp, -1) : "";
+    if (r->ufmt == UP_TRANSLATED) {
+        prov_err e = {0};
+        r->ops->error(&r->pctx, (int)r->status, body, len, &e);
+        reply_prov_error(r, &e);
+        prov_err_free(&e);
+        return;
+    }
+    if (r->ufmt == UP_ANTHROPIC) {
+        /* Anthropic to an Anthropic client: its own error, status and body, as they came */
+        detach_conn(r);
+        struct evkeyvalq *h = evhttp_request_get_output_headers(r->req);
+        evhttp_add_header(h, "Content-Type", "application/json");
+        add_common_headers(r, h, overhead_ms(r));
+        r->log_error = "upstream error";
+        evhttp_send_reply(r->req, (int)r->status, http_reason((int)r->status), NULL);
+        finish(r, (int)r->status);
+        return;
+    }
     char *umsg = NULL, *utype = NULL, *uparam = NULL;
     jmember m[16];
     int n = len ? jscan_object(body, len, m, 16, NULL) : -1;
@@ -316,11 +398,11 @@ static void reply_upstream_error(llm_req *r)
     char exb[64];
     char msg[2048];
     if (umsg)
-        snprintf(msg, sizeof msg, "litellm.%s: %s - %s", exception_class(status),
+        snprintf(msg, sizeof msg, "litellm.%s: %s - %s", prov_exception_class(status),
                  provider_exception(r->dep, exb, sizeof exb), umsg);
     else
         snprintf(msg, sizeof msg, "litellm.%s: %s - upstream %s answered HTTP %ld: %.*s",
-                 exception_class(status), provider_exception(r->dep, exb, sizeof exb),
+                 prov_exception_class(status), provider_exception(r->dep, exb, sizeof exb),
                  r->dep->host ? r->dep->host : "?", r->status, (int)(len > 500 ? 500 : len), body);
     reply_error_and_finish(r, status, utype ? utype : "upstream_error", uparam, msg);
     free(umsg);
@@ -357,9 +439,29 @@ static void start_stream_reply(llm_req *r)
     r->headers_sent = true;
 }
 
+/* One OpenAI chunk payload on its way to an Anthropic client. */
+static void to_anthropic(llm_req *r, const char *data, size_t len)
+{
+    sbuf b;
+    sbuf_init(&b);
+    anth_out_stream_chunk(r->astream, data, len, &b);
+    if (b.len)
+        evbuffer_add(r->out, b.p, b.len);
+    sbuf_free(&b);
+}
+
+/* OpenAI-shaped upstream events. */
 static int on_sse_event(void *ud, const sse_event *ev)
 {
     llm_req *r = ud;
+    if (r->cfmt == FMT_ANTHROPIC) {
+        if (ev->data) {
+            oai_chunk_kind k = oai_classify_chunk(ev->data, ev->data_len, &r->usage);
+            if (k != OAI_CHUNK_DONE)
+                to_anthropic(r, ev->data, ev->data_len);
+        }
+        return 0;
+    }
     if (ev->data) {
         oai_chunk_kind k = oai_classify_chunk(ev->data, ev->data_len, &r->usage);
         if (k == OAI_CHUNK_USAGE_ONLY && !r->client_usage)
@@ -370,12 +472,24 @@ static int on_sse_event(void *ud, const sse_event *ev)
     return 0;
 }
 
-static size_t client_backlog(llm_req *r)
+/* Translator output (complete "data: {...}\n\n" events) re-split for the Anthropic encoder. */
+static int on_resplit(void *ud, const sse_event *ev)
 {
-    if (!r->conn)
-        return 0;
-    struct bufferevent *bev = evhttp_connection_get_bufferevent(r->conn);
-    return bev ? evbuffer_get_length(bufferevent_get_output(bev)) : 0;
+    llm_req *r = ud;
+    if (ev->data && !(ev->data_len == 6 && memcmp(ev->data, "[DONE]", 6) == 0))
+        to_anthropic(r, ev->data, ev->data_len);
+    return 0;
+}
+
+/* Hands translator output (OpenAI SSE events) to the client in its format. */
+static void deliver_openai_sse(llm_req *r, const sbuf *b)
+{
+    if (!b->len)
+        return;
+    if (r->cfmt == FMT_OPENAI)
+        evbuffer_add(r->out, b->p, b->len);
+    else
+        sse_feed(&r->resplit, b->p, b->len, on_resplit, r);
 }
 
 static void schedule_abort(llm_req *r)
@@ -384,6 +498,31 @@ static void schedule_abort(llm_req *r)
         r->aborting = true;
         event_active(&r->abort_ev, 0, 0);
     }
+}
+
+/* Events from a translated upstream. */
+static int on_sse_translated(void *ud, const sse_event *ev)
+{
+    llm_req *r = ud;
+    sbuf b;
+    sbuf_init(&b);
+    int rc = r->ops->stream_event(r->pstream, ev, &b, &r->usage, &r->serr);
+    deliver_openai_sse(r, &b);
+    sbuf_free(&b);
+    if (rc < 0) {
+        r->stream_failed = true;
+        schedule_abort(r); /* not from inside curl's callback */
+        return 1;
+    }
+    return 0;
+}
+
+static size_t client_backlog(llm_req *r)
+{
+    if (!r->conn)
+        return 0;
+    struct bufferevent *bev = evhttp_connection_get_bufferevent(r->conn);
+    return bev ? evbuffer_get_length(bufferevent_get_output(bev)) : 0;
 }
 
 static size_t on_data(ups_xfer *x, const char *p, size_t n)
@@ -403,7 +542,13 @@ static size_t on_data(ups_xfer *x, const char *p, size_t n)
         if (!r->headers_sent)
             start_stream_reply(r);
         arm_idle(r);
-        if (sse_feed(&r->sse, p, n, on_sse_event, r) < 0) {
+        int rc = 0;
+        switch (r->ufmt) {
+        case UP_OPENAI: rc = sse_feed(&r->sse, p, n, on_sse_event, r); break;
+        case UP_TRANSLATED: rc = sse_feed(&r->sse, p, n, on_sse_translated, r); break;
+        case UP_ANTHROPIC: evbuffer_add(r->out, p, n); break;
+        }
+        if (rc < 0) {
             snprintf(r->errmsg, sizeof r->errmsg, "upstream sent an SSE event over %u bytes",
                      MAX_SSE_EVENT);
             r->oversize = true;
@@ -468,6 +613,84 @@ static bool maybe_retry(llm_req *r)
     return true;
 }
 
+/* Streams end with the translators' final chunks and, for Anthropic clients, message_stop. */
+static void end_stream(llm_req *r)
+{
+    if (r->ufmt == UP_OPENAI) {
+        if (sse_pending(&r->sse)) /* a last event without its blank line: terminate it */
+            sse_feed(&r->sse, "\n\n", 2, on_sse_event, r);
+    } else if (r->ufmt == UP_TRANSLATED) {
+        if (sse_pending(&r->sse))
+            sse_feed(&r->sse, "\n\n", 2, on_sse_translated, r);
+        sbuf b;
+        sbuf_init(&b);
+        r->ops->stream_end(r->pstream, &b, &r->usage);
+        deliver_openai_sse(r, &b);
+        sbuf_free(&b);
+    }
+    if (r->astream) {
+        sbuf b;
+        sbuf_init(&b);
+        anth_out_stream_end(r->astream, &b);
+        if (b.len)
+            evbuffer_add(r->out, b.p, b.len);
+        sbuf_free(&b);
+    }
+}
+
+/* A complete non-streamed answer that needs translating: into the client's format, in place of
+ * the upstream bytes in the reply buffer. Returns false after replying with an error. */
+static bool translate_body(llm_req *r)
+{
+    size_t len = evbuffer_get_length(r->resp);
+    const char *body = (const char *)evbuffer_pullup(r->resp, -1);
+    sbuf oai, out;
+    sbuf_init(&oai);
+    sbuf_init(&out);
+    prov_err e = {0};
+    const char *ob = body;
+    size_t ol = len;
+    if (r->ufmt == UP_TRANSLATED) {
+        int rc = r->ep == EP_EMBEDDINGS
+                     ? r->ops->embed_response(&r->pctx, r->oreq, body, len, &oai, &r->usage, &e)
+                     : r->ops->chat_response(&r->pctx, body, len, &oai, &r->usage, &e);
+        if (rc < 0 || oai.failed) {
+            sbuf_free(&oai);
+            if (!e.message)
+                prov_err_set(&e, 502, "upstream_error", NULL,
+                             "could not read the answer of provider '%s'", r->dep->provider);
+            reply_prov_error(r, &e);
+            prov_err_free(&e);
+            return false;
+        }
+        ob = oai.p;
+        ol = oai.len;
+    } else {
+        oai_response_usage(body, len, &r->usage);
+    }
+    if (r->cfmt == FMT_ANTHROPIC) {
+        if (anth_from_openai_response(ob, ol, r->model, &out, &e) < 0 || out.failed) {
+            sbuf_free(&oai);
+            sbuf_free(&out);
+            if (!e.message)
+                prov_err_set(&e, 502, "upstream_error", NULL, "could not translate the answer");
+            reply_prov_error(r, &e);
+            prov_err_free(&e);
+            return false;
+        }
+        ob = out.p;
+        ol = out.len;
+    }
+    struct evbuffer *tmp = evbuffer_new();
+    evbuffer_add(tmp, ob, ol);
+    evbuffer_drain(r->resp, len);
+    evbuffer_add_buffer(r->resp, tmp);
+    evbuffer_free(tmp);
+    sbuf_free(&oai);
+    sbuf_free(&out);
+    return true;
+}
+
 static void on_done(ups_xfer *x, CURLcode rc, long status, const char *errbuf)
 {
     llm_req *r = x->ud;
@@ -509,10 +732,7 @@ static void on_done(ups_xfer *x, CURLcode rc, long status, const char *errbuf)
     if (r->stream) {
         if (!r->headers_sent)
             start_stream_reply(r); /* 200 with an empty body */
-        if (sse_pending(&r->sse)) {
-            /* a last event without its blank line: terminate it */
-            sse_feed(&r->sse, "\n\n", 2, on_sse_event, r);
-        }
+        end_stream(r);
         detach_conn(r);
         if (evbuffer_get_length(r->out))
             evhttp_send_reply_chunk(r->req, r->out);
@@ -520,8 +740,13 @@ static void on_done(ups_xfer *x, CURLcode rc, long status, const char *errbuf)
         finish(r, 200);
         return;
     }
-    oai_response_usage((const char *)evbuffer_pullup(r->resp, -1), evbuffer_get_length(r->resp),
-                       &r->usage);
+    if (r->ufmt == UP_OPENAI && r->cfmt == FMT_OPENAI) {
+        /* the fast path: the upstream's bytes are already in the reply buffer */
+        oai_response_usage((const char *)evbuffer_pullup(r->resp, -1),
+                           evbuffer_get_length(r->resp), &r->usage);
+    } else if (r->ufmt != UP_ANTHROPIC && !translate_body(r)) {
+        return;
+    }
     detach_conn(r);
     struct evkeyvalq *h = evhttp_request_get_output_headers(r->req);
     evhttp_add_header(h, "Content-Type", "application/json");
@@ -530,19 +755,30 @@ static void on_done(ups_xfer *x, CURLcode rc, long status, const char *errbuf)
     finish(r, (int)r->status);
 }
 
+static void finish_gone(llm_req *r)
+{
+    /* the request is detached from its (freed) connection: ending it frees it */
+    r->log_error = "client closed the connection";
+    if (r->headers_sent)
+        evhttp_send_reply_end(r->req);
+    else
+        evhttp_send_reply(r->req, 499, "Client Closed Request", NULL);
+    finish(r, 499);
+}
+
 static void on_abort(evutil_socket_t fd, short what, void *arg)
 {
     llm_req *r = arg;
+    if (r->waiting_token)
+        return; /* the token callback finishes the request */
     ups_abort(&r->x);
     r->t_up_end = now_ms();
     if (r->client_gone) {
-        /* the request is detached from its (freed) connection: ending it frees it */
-        r->log_error = "client closed the connection";
-        if (r->headers_sent)
-            evhttp_send_reply_end(r->req);
-        else
-            evhttp_send_reply(r->req, 499, "Client Closed Request", NULL);
-        finish(r, 499);
+        finish_gone(r);
+        return;
+    }
+    if (r->stream_failed) {
+        reply_prov_error(r, &r->serr);
         return;
     }
     if (r->oversize) {
@@ -598,13 +834,12 @@ static void on_peer(evutil_socket_t fd, short what, void *arg)
     r->peer_watched = false;
     ups_abort(&r->x);
     r->t_up_end = now_ms();
-    r->log_error = "client closed the connection";
     detach_conn(r);
-    if (r->headers_sent)
-        evhttp_send_reply_end(r->req);
-    else
-        evhttp_send_reply(r->req, 499, "Client Closed Request", NULL);
-    finish(r, 499);
+    if (r->waiting_token) {
+        r->client_gone = true; /* the token callback finishes it */
+        return;
+    }
+    finish_gone(r);
 }
 
 static void watch_peer(evutil_socket_t unused, short what, void *arg)
@@ -627,11 +862,11 @@ static int start_upstream(llm_req *r)
     r->status = 0;
     r->t_up_start = now_ms();
     ups_request ur = {
-        .url = r->dep->url[r->ep],
-        .curlu = r->dep->curlu[r->ep],
-        .body = r->up_body,
-        .body_len = r->up_len,
-        .headers = r->dep->headers,
+        .url = r->u_url,
+        .curlu = r->u_curlu,
+        .body = r->u_body,
+        .body_len = r->u_len,
+        .headers = r->u_headers,
         .proxy = r->dep->proxy,
         /* streams are bounded by the idle timer instead: a long answer is not a timeout */
         .timeout_ms = r->stream ? 0 : (long)(timeout_s(r) * 1000),
@@ -640,7 +875,7 @@ static int start_upstream(llm_req *r)
     if (log_debug_enabled())
         log_msg(LOG_DEBUG, "call %s: %s → %s %s (deployment %s, attempt %d, %zu bytes)",
                 r->call_id, r->model, r->dep->provider, r->dep->host ? r->dep->host : "?",
-                r->dep->id, r->attempts, r->up_len);
+                r->dep->id, r->attempts, r->u_len);
     if (r->stream)
         arm_idle(r);
     if (ups_start(r->w->ups, &r->x, &ur) < 0) {
@@ -650,24 +885,338 @@ static int start_upstream(llm_req *r)
     return 0;
 }
 
+/* Common start for every upstream call once u_* are set. */
+static void go_upstream(llm_req *r)
+{
+    if (!r->resp)
+        r->resp = evhttp_request_get_output_buffer(r->req);
+    if (r->stream && !r->out)
+        r->out = evbuffer_new();
+    sse_init(&r->sse, MAX_SSE_EVENT);
+    sse_init(&r->resplit, MAX_SSE_EVENT);
+    if (r->stream && !r->out) {
+        reply_error_and_finish(r, 500, "internal_server_error", NULL, "out of memory");
+        return;
+    }
+    r->x.ud = r;
+    r->x.on_data = on_data;
+    r->x.on_done = on_done;
+    if (start_upstream(r) < 0)
+        reply_error_and_finish(r, 500, "internal_server_error", NULL,
+                               "sluice could not start the upstream request");
+}
+
+/* ---- translated providers -------------------------------------------------------------- */
+
+static struct curl_slist *slist_from(const prov_http_req *h)
+{
+    struct curl_slist *l = curl_slist_append(NULL, "Expect:");
+    for (int i = 0; l && i < h->nheaders; i++)
+        l = curl_slist_append(l, h->headers[i]);
+    return l;
+}
+
+static void fill_ctx(llm_req *r)
+{
+    const cfg_deployment *d = r->dep;
+    r->pctx = (prov_ctx){
+        .upstream_model = d->upstream_model,
+        .api_base = d->api_base,
+        .api_key = d->api_key,
+        .project = d->vertex_project,
+        .location = d->vertex_location,
+        .access_token = r->token[0] ? r->token : NULL,
+        .stream = r->stream,
+        .include_usage = r->client_usage || r->cfmt == FMT_ANTHROPIC,
+        .drop_params = d->drop_params >= 0 ? d->drop_params : r->w->cfg->drop_params,
+        .anthropic_version = evhttp_find_header(evhttp_request_get_input_headers(r->req),
+                                                "anthropic-version"),
+        .anthropic_beta = evhttp_find_header(evhttp_request_get_input_headers(r->req),
+                                             "anthropic-beta"),
+        .response_id = r->resp_id,
+        .created = (long)time(NULL),
+        .client_model = r->model,
+    };
+}
+
+/* Builds the request through the translator (after any token) and starts it. */
+static void start_translated(llm_req *r)
+{
+    fill_ctx(r);
+    prov_http_req h = {0};
+    prov_err e = {0};
+    int rc;
+    if (r->ep == EP_EMBEDDINGS) {
+        if (!r->ops->embed_request) {
+            reply_error_and_finish(r, 400, "invalid_request_error", "model",
+                                   "provider does not support embeddings in sluice");
+            return;
+        }
+        rc = r->ops->embed_request(&r->pctx, r->oreq, &h, &e);
+    } else {
+        rc = r->ops->chat_request(&r->pctx, r->oreq, &h, &e);
+    }
+    if (rc < 0) {
+        prov_http_req_free(&h);
+        reply_prov_error(r, &e);
+        prov_err_free(&e);
+        return;
+    }
+    r->t_url = h.url;
+    r->t_body = h.body;
+    r->t_len = h.body_len;
+    h.url = h.body = NULL;
+    r->t_hdrs = slist_from(&h);
+    prov_http_req_free(&h);
+    if (r->stream) {
+        r->pstream = r->ops->stream_new(&r->pctx);
+        if (!r->pstream) {
+            reply_error_and_finish(r, 500, "internal_server_error", NULL, "out of memory");
+            return;
+        }
+    }
+    r->u_url = r->t_url;
+    r->u_curlu = NULL;
+    r->u_body = r->t_body;
+    r->u_len = r->t_len;
+    r->u_headers = r->t_hdrs;
+    go_upstream(r);
+}
+
+static void start_anthropic_passthrough(llm_req *r);
+
+/* What to do once the request has its Google token (or needs none). */
+static void proceed(llm_req *r)
+{
+    if (r->ufmt == UP_ANTHROPIC)
+        start_anthropic_passthrough(r);
+    else
+        start_translated(r);
+}
+
+static void on_token(void *arg, const char *token, const char *error)
+{
+    llm_req *r = arg;
+    r->waiting_token = false;
+    if (r->client_gone) {
+        finish_gone(r);
+        return;
+    }
+    if (!token) {
+        char msg[1024];
+        snprintf(msg, sizeof msg, "litellm.AuthenticationError: Vertex_aiException - no Google "
+                                  "access token for model=%s: %s", r->model,
+                 error ? error : "unknown error");
+        reply_error_and_finish(r, 401, "auth_error", NULL, msg);
+        return;
+    }
+    snprintf(r->token, sizeof r->token, "%s", token);
+    proceed(r);
+}
+
+/* Vertex AI needs a token first: cached (no wait) or after the shared refresh. */
+static void with_token(llm_req *r)
+{
+    if (!is_vertex(r->dep)) {
+        proceed(r);
+        return;
+    }
+    if (!r->dep->gauth) {
+        char msg[1024];
+        snprintf(msg, sizeof msg, "litellm.AuthenticationError: Vertex_aiException - no Google "
+                                  "credentials for model=%s: %s", r->model,
+                 r->dep->gauth_error ? r->dep->gauth_error : "none configured");
+        reply_error_and_finish(r, 401, "auth_error", NULL, msg);
+        return;
+    }
+    int rc = gauth_token(r->dep->gauth, r->w->mbox, on_token, r, r->token, sizeof r->token);
+    if (rc == 1) {
+        proceed(r);
+    } else if (rc == 0) {
+        r->waiting_token = true; /* on_token continues; a leaving client is noted meanwhile */
+    } else {
+        reply_error_and_finish(r, 500, "internal_server_error", NULL,
+                               "could not queue the Google token request");
+    }
+}
+
+/* ---- /v1/messages to Anthropic or Claude on Vertex: Anthropic bytes both ways --------- */
+
+/* The client's body with "model" set to the deployment's model and nothing else touched. */
+static char *with_model(const char *body, size_t len, const char *model, size_t *out_len)
+{
+    jmember m[OAI_MAX_MEMBERS];
+    int n = jscan_object(body, len, m, OAI_MAX_MEMBERS, NULL);
+    if (n < 0 || n > OAI_MAX_MEMBERS)
+        return NULL;
+    sbuf b;
+    sbuf_init(&b);
+    sbuf_add(&b, "{\"model\":", 9);
+    sbuf_add_jstr(&b, model);
+    for (int i = 0; i < n; i++) {
+        if (m[i].key_len == 5 && memcmp(body + m[i].key_off, "model", 5) == 0)
+            continue;
+        sbuf_add(&b, ",", 1);
+        sbuf_add(&b, body + m[i].off, m[i].val_off + m[i].val_len - m[i].off);
+    }
+    sbuf_add(&b, "}", 1);
+    return sbuf_take(&b, out_len);
+}
+
+static void start_anthropic_passthrough(llm_req *r)
+{
+    const cfg_deployment *d = r->dep;
+    struct evkeyvalq *in = evhttp_request_get_input_headers(r->req);
+    struct evbuffer *ib = evhttp_request_get_input_buffer(r->req);
+    size_t len = evbuffer_get_length(ib);
+    const char *body = (const char *)evbuffer_pullup(ib, -1);
+    const char *beta = evhttp_find_header(in, "anthropic-beta");
+    sbuf url, hdr;
+    sbuf_init(&url);
+    sbuf_init(&hdr);
+    struct curl_slist *l = curl_slist_append(NULL, "Expect:");
+    l = curl_slist_append(l, "Content-Type: application/json");
+    if (d->kind == PROV_ANTHROPIC) {
+        r->t_body = with_model(body, len, d->upstream_model, &r->t_len);
+        sbuf_adds(&url, d->api_base ? d->api_base : "https://api.anthropic.com");
+        sbuf_adds(&url, r->ep == EP_COMPLETIONS ? "/v1/messages/count_tokens" : "/v1/messages");
+        const char *ver = evhttp_find_header(in, "anthropic-version");
+        sbuf_addf(&hdr, "anthropic-version: %s", ver ? ver : "2023-06-01");
+        l = curl_slist_append(l, hdr.p);
+        if (d->api_key) {
+            hdr.len = 0;
+            sbuf_addf(&hdr, "x-api-key: %s", d->api_key);
+            l = curl_slist_append(l, hdr.p);
+        }
+    } else { /* Claude on Vertex AI: rawPredict / streamRawPredict */
+        r->t_body = anth_vertex_body(body, len, &r->t_len);
+        fill_ctx(r);
+        prov_err e = {0};
+        char *u = anth_vertex_url(&r->pctx, r->stream, &e);
+        if (!u) {
+            curl_slist_free_all(l);
+            sbuf_free(&hdr);
+            sbuf_free(&url);
+            reply_prov_error(r, &e);
+            prov_err_free(&e);
+            return;
+        }
+        sbuf_adds(&url, u);
+        free(u);
+        hdr.len = 0;
+        sbuf_addf(&hdr, "Authorization: Bearer %s", r->token);
+        l = curl_slist_append(l, hdr.p);
+    }
+    if (beta) {
+        hdr.len = 0;
+        sbuf_addf(&hdr, "anthropic-beta: %s", beta);
+        l = curl_slist_append(l, hdr.p);
+    }
+    sbuf_free(&hdr);
+    r->t_hdrs = l;
+    r->t_url = sbuf_take(&url, NULL);
+    if (!r->t_body || !r->t_url || !l) {
+        reply_error_and_finish(r, 400, "invalid_request_error", NULL,
+                               "could not prepare the request body for the provider");
+        return;
+    }
+    r->u_url = r->t_url;
+    r->u_curlu = NULL;
+    r->u_body = r->t_body;
+    r->u_len = r->t_len;
+    r->u_headers = r->t_hdrs;
+    go_upstream(r);
+}
+
 /* ---- entry ----------------------------------------------------------------------------- */
 
-static void reply_mock(llm_req *r, const char *body, size_t body_len, const oai_request *oreq,
+static llm_req *new_req(worker *w, struct evhttp_request *req, prov_endpoint ep,
+                        const char *path, client_fmt cfmt)
+{
+    llm_req *r = req_acquire();
+    if (!r) {
+        http_reply_error(req, 500, "internal_server_error", NULL, "out of memory");
+        return NULL;
+    }
+    http_async_begin(w);
+    r->w = w;
+    r->req = req;
+    r->ep = ep;
+    r->path = path;
+    r->cfmt = cfmt;
+    r->t_start = now_ms();
+    oai_usage_init(&r->usage);
+    http_uuid(w, r->call_id);
+    snprintf(r->resp_id, sizeof r->resp_id, "%s%.8s%.4s%.4s",
+             cfmt == FMT_ANTHROPIC ? "msg_" : ep == EP_COMPLETIONS ? "cmpl-" : "chatcmpl-",
+             r->call_id, r->call_id + 9, r->call_id + 14);
+    event_assign(&r->abort_ev, w->base, -1, 0, on_abort, r);
+    event_assign(&r->idle_ev, w->base, -1, 0, on_idle, r);
+    event_assign(&r->retry_ev, w->base, -1, 0, on_retry, r);
+    event_assign(&r->peer_timer, w->base, -1, 0, watch_peer, r);
+    r->events_ready = true;
+    return r;
+}
+
+/* Starts watching for the client leaving; from here on the request may wait. */
+static void track_client(llm_req *r)
+{
+    r->conn = evhttp_request_get_connection(r->req);
+    evhttp_connection_set_closecb(r->conn, on_client_close, r);
+    struct timeval pw = {0, PEER_WATCH_MS * 1000};
+    event_add(&r->peer_timer, &pw);
+}
+
+/* Delivers an OpenAI-format answer built here (mock_response) in the client's format. */
+static void reply_local(llm_req *r, char *oai, size_t len)
+{
+    struct evkeyvalq *h = evhttp_request_get_output_headers(r->req);
+    bool sse = r->stream && r->ep != EP_EMBEDDINGS;
+    if (r->cfmt == FMT_ANTHROPIC) {
+        sbuf b;
+        sbuf_init(&b);
+        prov_err e = {0};
+        if (sse) {
+            r->out = evbuffer_new();
+            if (!r->astream)
+                r->astream = anth_out_stream_new(r->model, r->resp_id);
+            sse_init(&r->resplit, MAX_SSE_EVENT);
+            sse_feed(&r->resplit, oai, len, on_resplit, r);
+            anth_out_stream_end(r->astream, &b);
+            evbuffer_add(r->out, b.p ? b.p : "", b.len);
+            evbuffer_add_buffer(evhttp_request_get_output_buffer(r->req), r->out);
+        } else if (anth_from_openai_response(oai, len, r->model, &b, &e) == 0) {
+            evbuffer_add(evhttp_request_get_output_buffer(r->req), b.p ? b.p : "", b.len);
+        } else {
+            sbuf_free(&b);
+            free(oai);
+            reply_prov_error(r, &e);
+            prov_err_free(&e);
+            return;
+        }
+        sbuf_free(&b);
+    } else {
+        evbuffer_add(evhttp_request_get_output_buffer(r->req), oai, len);
+    }
+    free(oai);
+    evhttp_add_header(h, "Content-Type", sse ? "text/event-stream" : "application/json");
+    add_common_headers(r, h, overhead_ms(r));
+    evhttp_send_reply(r->req, 200, "OK", NULL);
+    finish(r, 200);
+}
+
+static void reply_mock(llm_req *r, const char *body, size_t body_len, bool include_usage,
                        const char *text)
 {
-    mock_ctx mc = {.id = NULL, .model = r->model, .created = (long)time(NULL),
+    mock_ctx mc = {.id = r->resp_id, .model = r->model, .created = (long)time(NULL),
                    .prompt_bytes = body_len};
-    char id[48];
-    snprintf(id, sizeof id, "%s-%.8s%.4s", r->ep == EP_COMPLETIONS ? "cmpl" : "chatcmpl",
-             r->call_id, r->call_id + 9);
-    mc.id = id;
     size_t len = 0;
     char *out;
     char err[256] = "";
     if (r->ep == EP_EMBEDDINGS)
         out = mock_embeddings(body, body_len, &mc, &len, &r->usage, err, sizeof err);
     else if (r->stream)
-        out = mock_stream(r->ep, &mc, text, oreq->include_usage, &len, &r->usage);
+        out = mock_stream(r->ep, &mc, text, include_usage, &len, &r->usage);
     else
         out = mock_completion(r->ep, &mc, text, &len, &r->usage);
     if (!out) {
@@ -675,37 +1224,15 @@ static void reply_mock(llm_req *r, const char *body, size_t body_len, const oai_
                                err[0] ? err : "could not build the mock response");
         return;
     }
-    struct evkeyvalq *h = evhttp_request_get_output_headers(r->req);
-    evhttp_add_header(h, "Content-Type", r->stream && r->ep != EP_EMBEDDINGS ? "text/event-stream"
-                                                                             : "application/json");
-    add_common_headers(r, h, overhead_ms(r));
-    evbuffer_add(evhttp_request_get_output_buffer(r->req), out, len);
-    free(out);
-    evhttp_send_reply(r->req, 200, "OK", NULL);
-    finish(r, 200);
+    reply_local(r, out, len);
 }
 
+/* The OpenAI-shaped routes: body parsed without a tree, forwarded as spans. */
 static void handle(worker *w, struct evhttp_request *req, prov_endpoint ep, const char *path)
 {
-    llm_req *r = req_acquire();
-    if (!r) {
-        http_reply_error(req, 500, "internal_server_error", NULL, "out of memory");
+    llm_req *r = new_req(w, req, ep, path, FMT_OPENAI);
+    if (!r)
         return;
-    }
-    http_async_begin(w);
-    r->w = w;
-    r->req = req;
-    r->ep = ep;
-    r->path = path;
-    r->t_start = now_ms();
-    oai_usage_init(&r->usage);
-    http_uuid(w, r->call_id);
-    event_assign(&r->abort_ev, w->base, -1, 0, on_abort, r);
-    event_assign(&r->idle_ev, w->base, -1, 0, on_idle, r);
-    event_assign(&r->retry_ev, w->base, -1, 0, on_retry, r);
-    event_assign(&r->peer_timer, w->base, -1, 0, watch_peer, r);
-    r->events_ready = true;
-
     struct evbuffer *in = evhttp_request_get_input_buffer(req);
     size_t len = evbuffer_get_length(in);
     const char *body = len ? (const char *)evbuffer_pullup(in, -1) : "";
@@ -737,39 +1264,54 @@ static void handle(worker *w, struct evhttp_request *req, prov_endpoint ep, cons
     }
     const char *mock = oreq.mock_response ? oreq.mock_response : r->dep->mock_response;
     if (mock) {
-        reply_mock(r, body, len, &oreq, mock);
+        reply_mock(r, body, len, oreq.include_usage, mock);
         oai_request_free(&oreq);
         return;
     }
     if (r->dep->kind == PROV_UNIMPLEMENTED) {
         snprintf(msg, sizeof msg, "model=%s uses provider '%s', which sluice does not implement "
-                                  "yet. Supported providers: openai, hosted_vllm, "
-                                  "openai_compatible, ollama_chat.",
+                                  "yet. Supported providers: openai, azure, anthropic, "
+                                  "vertex_ai, gemini, hosted_vllm, openai_compatible, "
+                                  "ollama_chat.",
                  oreq.model, r->dep->provider);
         oai_request_free(&oreq);
         reply_error_and_finish(r, 400, "invalid_request_error", "model", msg);
         return;
     }
+    if (!prov_is_openai_shaped(r->dep->kind)) {
+        oai_request_free(&oreq);
+        if (ep == EP_COMPLETIONS) {
+            snprintf(msg, sizeof msg, "model=%s: provider '%s' has no text completion API; use "
+                                      "/v1/chat/completions", r->model, r->dep->provider);
+            reply_error_and_finish(r, 400, "invalid_request_error", "model", msg);
+            return;
+        }
+        r->ufmt = UP_TRANSLATED;
+        r->ops = ops_for(r->dep->kind);
+        r->oreq = cJSON_ParseWithLength(body, len);
+        if (!r->oreq) {
+            reply_error_and_finish(r, 400, "invalid_request_error", NULL, "Invalid JSON body");
+            return;
+        }
+        track_client(r);
+        with_token(r);
+        return;
+    }
     bool built = oai_build_upstream_body_buf(body, &oreq, r->dep->upstream_model, r->stream,
                                              &r->up_body, &r->up_cap, &r->up_len);
     oai_request_free(&oreq);
-    r->resp = evhttp_request_get_output_buffer(req);
-    r->out = r->stream ? evbuffer_new() : NULL;
-    if (!built || (r->stream && !r->out)) {
+    if (!built) {
         reply_error_and_finish(r, 500, "internal_server_error", NULL, "out of memory");
         return;
     }
-    sse_init(&r->sse, MAX_SSE_EVENT);
-    r->x.ud = r;
-    r->x.on_data = on_data;
-    r->x.on_done = on_done;
-    r->conn = evhttp_request_get_connection(req);
-    evhttp_connection_set_closecb(r->conn, on_client_close, r);
-    struct timeval pw = {0, PEER_WATCH_MS * 1000};
-    event_add(&r->peer_timer, &pw);
-    if (start_upstream(r) < 0)
-        reply_error_and_finish(r, 500, "internal_server_error", NULL,
-                               "sluice could not start the upstream request");
+    r->ufmt = UP_OPENAI;
+    r->u_url = r->dep->url[ep];
+    r->u_curlu = r->dep->curlu[ep];
+    r->u_body = r->up_body;
+    r->u_len = r->up_len;
+    r->u_headers = r->dep->headers;
+    track_client(r);
+    go_upstream(r);
 }
 
 void gw_chat(worker *w, struct evhttp_request *req)
@@ -793,6 +1335,175 @@ void gw_embeddings(worker *w, struct evhttp_request *req)
                                                                 : "/embeddings");
 }
 
+/* A rough local count for providers without a count_tokens API: ~4 bytes a token over the
+ * message text, as the mock provider estimates. */
+static long estimate_tokens(const cJSON *areq)
+{
+    char *s = cJSON_PrintUnformatted(cJSON_GetObjectItemCaseSensitive(areq, "messages"));
+    char *t = cJSON_PrintUnformatted(cJSON_GetObjectItemCaseSensitive(areq, "system"));
+    long n = (long)((s ? strlen(s) : 0) + (t ? strlen(t) : 0) + 3) / 4;
+    free(s);
+    free(t);
+    return n;
+}
+
+/* POST /v1/messages (and /v1/messages/count_tokens, as EP_COMPLETIONS): the Anthropic API. */
+static void handle_messages(worker *w, struct evhttp_request *req, bool count_tokens)
+{
+    llm_req *r = new_req(w, req, count_tokens ? EP_COMPLETIONS : EP_CHAT,
+                         count_tokens ? "/v1/messages/count_tokens" : "/v1/messages",
+                         FMT_ANTHROPIC);
+    if (!r)
+        return;
+    struct evbuffer *in = evhttp_request_get_input_buffer(req);
+    size_t len = evbuffer_get_length(in);
+    const char *body = len ? (const char *)evbuffer_pullup(in, -1) : "";
+    cJSON *areq = cJSON_ParseWithLength(body, len);
+    if (!cJSON_IsObject(areq)) {
+        cJSON_Delete(areq);
+        reply_error_and_finish(r, 400, "invalid_request_error", NULL,
+                               "Invalid JSON in request body: expected a Messages API object");
+        return;
+    }
+    const cJSON *mj = cJSON_GetObjectItemCaseSensitive(areq, "model");
+    char msg[1024];
+    if (!cJSON_IsString(mj) || !mj->valuestring[0]) {
+        cJSON_Delete(areq);
+        reply_error_and_finish(r, 400, "invalid_request_error", "model",
+                               "model: Field required");
+        return;
+    }
+    r->model = strdup(mj->valuestring);
+    r->stream = !count_tokens && cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(areq, "stream"));
+    r->dep = cfg_find_model(w->cfg, r->model);
+    if (!r->dep) {
+        cJSON_Delete(areq);
+        snprintf(msg, sizeof msg, "Invalid model name passed in model=%s. Call `/v1/models` to "
+                                  "view available models for your key.", r->model);
+        reply_error_and_finish(r, 400, "invalid_request_error", "model", msg);
+        return;
+    }
+    if (r->dep->kind == PROV_UNIMPLEMENTED) {
+        cJSON_Delete(areq);
+        snprintf(msg, sizeof msg, "model=%s uses provider '%s', which sluice does not implement "
+                                  "yet.", r->model, r->dep->provider);
+        reply_error_and_finish(r, 400, "invalid_request_error", "model", msg);
+        return;
+    }
+    bool native = r->dep->kind == PROV_ANTHROPIC || r->dep->kind == PROV_VERTEX_CLAUDE;
+    if (count_tokens && (!native || r->dep->kind == PROV_VERTEX_CLAUDE || r->dep->mock_response)) {
+        char out[64];
+        int n = snprintf(out, sizeof out, "{\"input_tokens\":%ld}", estimate_tokens(areq));
+        cJSON_Delete(areq);
+        struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+        add_common_headers(r, h, overhead_ms(r));
+        http_reply_json(req, 200, out, (size_t)n);
+        finish(r, 200);
+        return;
+    }
+    if (native && !r->dep->mock_response) {
+        cJSON_Delete(areq);
+        r->ufmt = UP_ANTHROPIC;
+        track_client(r);
+        with_token(r);
+        return;
+    }
+    /* any other provider: Anthropic → OpenAI, served as chat, translated back */
+    prov_err e = {0};
+    cJSON *oreq = anth_to_openai_request(areq, &e);
+    cJSON_Delete(areq);
+    if (!oreq) {
+        reply_prov_error(r, &e);
+        prov_err_free(&e);
+        return;
+    }
+    cJSON_ReplaceItemInObjectCaseSensitive(oreq, "model", cJSON_CreateString(r->model));
+    r->client_usage = true; /* the Anthropic answer always carries usage */
+    if (r->stream)
+        r->astream = anth_out_stream_new(r->model, r->resp_id);
+    if (r->dep->mock_response) {
+        char *ob = cJSON_PrintUnformatted(oreq);
+        cJSON_Delete(oreq);
+        reply_mock(r, ob ? ob : "", ob ? strlen(ob) : 0, true, r->dep->mock_response);
+        free(ob);
+        return;
+    }
+    if (!prov_is_openai_shaped(r->dep->kind)) {
+        r->ufmt = UP_TRANSLATED;
+        r->ops = ops_for(r->dep->kind);
+        r->oreq = oreq;
+        track_client(r);
+        with_token(r);
+        return;
+    }
+    /* OpenAI-shaped upstream: serialise the translated request once and use the fast path */
+    r->t_body = cJSON_PrintUnformatted(oreq);
+    cJSON_Delete(oreq);
+    oai_request o;
+    char err[256];
+    if (!r->t_body || oai_parse_request(r->t_body, strlen(r->t_body), &o, err, sizeof err) < 0) {
+        reply_error_and_finish(r, 500, "internal_server_error", NULL,
+                               "could not translate the request");
+        return;
+    }
+    bool built = oai_build_upstream_body_buf(r->t_body, &o, r->dep->upstream_model, r->stream,
+                                             &r->up_body, &r->up_cap, &r->up_len);
+    oai_request_free(&o);
+    if (!built) {
+        reply_error_and_finish(r, 500, "internal_server_error", NULL, "out of memory");
+        return;
+    }
+    r->ufmt = UP_OPENAI;
+    r->u_url = r->dep->url[EP_CHAT];
+    r->u_curlu = r->dep->curlu[EP_CHAT];
+    r->u_body = r->up_body;
+    r->u_len = r->up_len;
+    r->u_headers = r->dep->headers;
+    track_client(r);
+    go_upstream(r);
+}
+
+void gw_messages(worker *w, struct evhttp_request *req)
+{
+    handle_messages(w, req, false);
+}
+
+void gw_count_tokens(worker *w, struct evhttp_request *req)
+{
+    handle_messages(w, req, true);
+}
+
+/* Reads project_id from a credentials file or inline JSON (for Vertex deployments without
+ * vertex_project). NULL if there is none. */
+static char *project_from_credentials(const char *creds)
+{
+    const char *path = creds ? creds : getenv("GOOGLE_APPLICATION_CREDENTIALS");
+    if (!path)
+        return NULL;
+    cJSON *j = NULL;
+    const char *p = path;
+    while (*p == ' ' || *p == '\n' || *p == '\t')
+        p++;
+    if (*p == '{') {
+        j = cJSON_Parse(p);
+    } else {
+        FILE *f = fopen(path, "r");
+        if (!f)
+            return NULL;
+        char buf[16384];
+        size_t n = fread(buf, 1, sizeof buf - 1, f);
+        fclose(f);
+        buf[n] = 0;
+        j = cJSON_Parse(buf);
+    }
+    const cJSON *pid = cJSON_GetObjectItemCaseSensitive(j, "project_id");
+    if (!cJSON_IsString(pid))
+        pid = cJSON_GetObjectItemCaseSensitive(j, "quota_project_id");
+    char *out = cJSON_IsString(pid) ? strdup(pid->valuestring) : NULL;
+    cJSON_Delete(j);
+    return out;
+}
+
 int gw_prepare(cfg *c)
 {
     ups_proxy_env env;
@@ -802,12 +1513,14 @@ int gw_prepare(cfg *c)
         struct curl_slist *h = NULL;
         h = curl_slist_append(h, "Content-Type: application/json");
         h = curl_slist_append(h, "Expect:"); /* curl adds 100-continue above 1 MiB: a round trip */
-        if (d->api_key && d->api_key[0]) {
+        if (d->api_key && d->api_key[0] && prov_is_openai_shaped(d->kind)) {
             size_t n = strlen(d->api_key) + 32;
             char *line = malloc(n);
             if (!line)
                 return -1;
-            snprintf(line, n, "Authorization: Bearer %s", d->api_key);
+            /* Azure takes its key in api-key; everyone else in a bearer token */
+            snprintf(line, n, d->kind == PROV_AZURE ? "api-key: %s" : "Authorization: Bearer %s",
+                     d->api_key);
             h = curl_slist_append(h, line);
             free(line);
         }
@@ -821,12 +1534,28 @@ int gw_prepare(cfg *c)
                 d->curlu[ep] = NULL; /* fall back to the string */
             }
         }
-        d->proxy = d->api_base ? ups_proxy_for_url(&env, d->api_base) : strdup("");
+        char hosturl[300];
+        snprintf(hosturl, sizeof hosturl, "https://%s/", d->host ? d->host : "");
+        d->proxy = ups_proxy_for_url(&env, d->api_base ? d->api_base : hosturl);
         if (!d->proxy)
             return -1;
         if (d->proxy[0])
             log_msg(LOG_INFO, "model %s: upstream %s via proxy", d->model_name,
                     d->host ? d->host : "?");
+        if (is_vertex(d) && !d->mock_response) {
+            char err[512];
+            d->gauth = gauth_get(d->vertex_credentials, err, sizeof err);
+            if (!d->gauth) {
+                d->gauth_error = strdup(err);
+                log_msg(LOG_WARN, "model %s: no Google credentials: %s", d->model_name, err);
+            }
+            if (!d->vertex_project) {
+                d->vertex_project = project_from_credentials(d->vertex_credentials);
+                if (!d->vertex_project)
+                    log_msg(LOG_WARN, "model %s: no vertex_project, VERTEXAI_PROJECT or project "
+                                      "in the credentials: requests will fail", d->model_name);
+            }
+        }
     }
     return 0;
 }

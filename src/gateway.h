@@ -17,5 +17,9 @@ void gw_thread_exit(void);
 void gw_chat(worker *w, struct evhttp_request *req);
 void gw_completions(worker *w, struct evhttp_request *req);
 void gw_embeddings(worker *w, struct evhttp_request *req);
+/* POST /v1/messages and /v1/messages/count_tokens: the Anthropic Messages API in front of any
+ * provider. */
+void gw_messages(worker *w, struct evhttp_request *req);
+void gw_count_tokens(worker *w, struct evhttp_request *req);
 
 #endif

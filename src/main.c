@@ -13,6 +13,7 @@
 #include "http/server.h"
 #include "obs/log.h"
 #include "routes.h"
+#include "upstream/gauth.h"
 #include "upstream/proxy.h"
 
 static void usage(FILE *f)
@@ -218,8 +219,10 @@ static int cmd_serve(int argc, char **argv)
     int n;
     const http_route *table = routes_table(&n);
     http_opts ho = {.host = o.host, .port = o.port, .workers = o.workers, .cfg = c,
-                    .routes = table, .nroutes = n, .thread_exit = gw_thread_exit};
+                    .routes = table, .nroutes = n, .thread_exit = gw_thread_exit,
+                    .before_teardown = gauth_shutdown};
     rc = http_serve(&ho);
+    gauth_shutdown(); /* no-op when http_serve already did it; covers a failed start */
     routes_free();
     cfg_free(c);
     curl_global_cleanup();

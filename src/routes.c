@@ -160,6 +160,8 @@ static const http_route table[] = {
     {"/v1/completions", POST, gw_completions, ROUTE_OWN_LOG},
     {"/completions", POST, gw_completions, ROUTE_OWN_LOG},
     {"/v1/embeddings", POST, gw_embeddings, ROUTE_OWN_LOG},
+    {"/v1/messages", POST, gw_messages, ROUTE_OWN_LOG},
+    {"/v1/messages/count_tokens", POST, gw_count_tokens, ROUTE_OWN_LOG},
     {"/embeddings", POST, gw_embeddings, ROUTE_OWN_LOG},
     {"/v1/models", GET, h_models, 0},
     {"/models", GET, h_models, 0},

@@ -427,6 +427,15 @@ static char *host_of(const char *url)
     return strndup(p, n);
 }
 
+#define AZURE_DEFAULT_API_VERSION "2024-10-21"
+
+static void env_default(char **field, const char *var)
+{
+    const char *v;
+    if (!*field && (v = getenv(var)) && *v)
+        *field = strdup(v);
+}
+
 static void load_deployment(loader *L, struct fy_node *item, size_t index)
 {
     cfg *c = L->c;
@@ -468,6 +477,7 @@ static void load_deployment(loader *L, struct fy_node *item, size_t index)
     cfg_deployment d = {0};
     d.model_name = model_name;
     d.line = node_line(item);
+    d.drop_params = -1;
     d.timeout = 0;
     d.stream_timeout = 0;
     d.max_retries = 0;
@@ -518,6 +528,18 @@ static void load_deployment(loader *L, struct fy_node *item, size_t index)
             note_ignored(L, "litellm_params", key, fy_node_pair_key(p)); /* router: not yet */
         } else if (strcmp(key, "mock_response") == 0) {
             d.mock_response = scalar_str(L, v, "litellm_params.mock_response");
+        } else if (strcmp(key, "api_version") == 0) {
+            d.api_version = scalar_str(L, v, "litellm_params.api_version");
+        } else if (strcmp(key, "vertex_project") == 0 || strcmp(key, "vertex_ai_project") == 0) {
+            d.vertex_project = scalar_str(L, v, "litellm_params.vertex_project");
+        } else if (strcmp(key, "vertex_location") == 0 || strcmp(key, "vertex_ai_location") == 0) {
+            d.vertex_location = scalar_str(L, v, "litellm_params.vertex_location");
+        } else if (strcmp(key, "vertex_credentials") == 0) {
+            d.vertex_credentials = scalar_str(L, v, "litellm_params.vertex_credentials");
+        } else if (strcmp(key, "drop_params") == 0) {
+            bool b;
+            if (scalar_bool(L, v, "litellm_params.drop_params", &b))
+                d.drop_params = b;
         } else {
             note_ignored(L, "litellm_params", key, fy_node_pair_key(p));
         }
@@ -532,7 +554,12 @@ static void load_deployment(loader *L, struct fy_node *item, size_t index)
     d.provider = pl ? strndup(d.model, pl) : strdup("openai");
     d.upstream_model = strdup(d.model + (pl ? pl + 1 : 0));
     d.litellm_params = to_json(L, params_n);
-    cJSON_DeleteItemFromObjectCaseSensitive(d.litellm_params, "api_key");
+    /* secrets never leave through /model/info */
+    static const char *const secret_keys[] = {"api_key", "vertex_credentials",
+                                              "aws_secret_access_key", "aws_session_token",
+                                              "client_secret", "azure_ad_token", NULL};
+    for (const char *const *k = secret_keys; *k; k++)
+        cJSON_DeleteItemFromObjectCaseSensitive(d.litellm_params, *k);
     d.model_info = info_n ? to_json(L, info_n) : cJSON_CreateObject();
     if (!cJSON_IsObject(d.model_info)) {
         cJSON_Delete(d.model_info);
@@ -581,13 +608,49 @@ static void load_deployment(loader *L, struct fy_node *item, size_t index)
             ERR(L, params_n, "model '%s': provider '%s' needs an api_base", model_name,
                 d.provider);
         break;
+    case PROV_AZURE:
+        env_default(&d.api_key, "AZURE_API_KEY");
+        env_default(&d.api_base, "AZURE_API_BASE");
+        env_default(&d.api_version, "AZURE_API_VERSION");
+        if (!d.api_version)
+            d.api_version = strdup(AZURE_DEFAULT_API_VERSION);
+        if (!d.api_base && !d.mock_response)
+            ERR(L, params_n, "model '%s': azure needs an api_base (or AZURE_API_BASE)",
+                model_name);
+        break;
+    case PROV_ANTHROPIC:
+        env_default(&d.api_key, "ANTHROPIC_API_KEY");
+        env_default(&d.api_base, "ANTHROPIC_API_BASE");
+        if (!d.api_base && !d.mock_response)
+            d.api_base = strdup("https://api.anthropic.com");
+        if (!d.api_key && !d.mock_response)
+            WARN(L, params_n, "model '%s': no api_key and ANTHROPIC_API_KEY is not set",
+                 model_name);
+        break;
+    case PROV_GEMINI:
+        env_default(&d.api_key, "GEMINI_API_KEY");
+        if (!d.api_key && !d.mock_response)
+            WARN(L, params_n, "model '%s': no api_key and GEMINI_API_KEY is not set",
+                 model_name);
+        break;
+    case PROV_VERTEX_GEMINI:
+    case PROV_VERTEX_CLAUDE:
+        env_default(&d.vertex_project, "VERTEXAI_PROJECT");
+        env_default(&d.vertex_location, "VERTEXAI_LOCATION");
+        if (!d.vertex_location)
+            d.vertex_location = strdup("us-central1"); /* LiteLLM's default */
+        if (!d.vertex_project && !d.mock_response)
+            WARN(L, params_n, "model '%s': no vertex_project and VERTEXAI_PROJECT is not set; "
+                              "the project_id of the credentials will be used if they have one",
+                 model_name);
+        break;
     case PROV_UNIMPLEMENTED:
         WARN(L, model_n, "model '%s': provider '%s' is not implemented yet; requests for it "
                          "will get a 400 naming the provider",
              model_name, d.provider);
         break;
     }
-    if (d.api_base) {
+    if (d.api_base && prov_is_openai_shaped(d.kind)) {
         size_t bl = strlen(d.api_base);
         while (bl > 0 && d.api_base[bl - 1] == '/')
             d.api_base[--bl] = 0;
@@ -601,11 +664,31 @@ static void load_deployment(loader *L, struct fy_node *item, size_t index)
         }
         for (int ep = 0; ep < 3; ep++) {
             const char *path = prov_endpoint_path((prov_endpoint)ep);
-            size_t n = strlen(d.api_base) + strlen(path) + 1;
+            size_t n = strlen(d.api_base) + strlen(path) + strlen(d.upstream_model) +
+                       (d.api_version ? strlen(d.api_version) : 0) + 64;
             d.url[ep] = malloc(n);
-            snprintf(d.url[ep], n, "%s%s", d.api_base, path);
+            if (d.kind == PROV_AZURE) /* the deployment is in the path, the version a query */
+                snprintf(d.url[ep], n, "%s/openai/deployments/%s%s?api-version=%s", d.api_base,
+                         d.upstream_model, path, d.api_version);
+            else
+                snprintf(d.url[ep], n, "%s%s", d.api_base, path);
         }
+    }
+    if (d.api_base) {
+        size_t bl = strlen(d.api_base);
+        while (bl > 0 && d.api_base[bl - 1] == '/')
+            d.api_base[--bl] = 0;
         d.host = host_of(d.api_base);
+    } else if (d.kind == PROV_VERTEX_GEMINI || d.kind == PROV_VERTEX_CLAUDE) {
+        char h[256];
+        if (strcmp(d.vertex_location ? d.vertex_location : "", "global") == 0)
+            snprintf(h, sizeof h, "aiplatform.googleapis.com");
+        else
+            snprintf(h, sizeof h, "%s-aiplatform.googleapis.com",
+                     d.vertex_location ? d.vertex_location : "us-central1");
+        d.host = strdup(h);
+    } else if (d.kind == PROV_GEMINI) {
+        d.host = strdup("generativelanguage.googleapis.com");
     }
     {
         cfg_deployment *nd = realloc(c->deps, (c->ndeps + 1) * sizeof *nd);
@@ -623,6 +706,10 @@ fail:
     free(d.api_base);
     free(d.api_key);
     free(d.mock_response);
+    free(d.api_version);
+    free(d.vertex_project);
+    free(d.vertex_location);
+    free(d.vertex_credentials);
     free(d.id);
     free(d.host);
     for (int ep = 0; ep < 3; ep++)
@@ -910,6 +997,11 @@ void cfg_free(cfg *c)
         free(d->api_base);
         free(d->api_key);
         free(d->mock_response);
+        free(d->api_version);
+        free(d->vertex_project);
+        free(d->vertex_location);
+        free(d->vertex_credentials);
+        free(d->gauth_error);
         free(d->id);
         free(d->host);
         free(d->proxy);

@@ -28,6 +28,9 @@ typedef struct {
     int max_retries;
     long rpm, tpm;
     char *mock_response;  /* answer offline with this text */
+    char *api_version;    /* azure/ */
+    char *vertex_project, *vertex_location, *vertex_credentials; /* vertex_ai/ */
+    int drop_params;      /* -1 = inherit litellm_settings.drop_params, else 0/1 */
     char *id;             /* model_info.id, else a hash of the deployment */
     cJSON *litellm_params;/* as configured after substitution; api_key stripped for display */
     cJSON *model_info;
@@ -38,6 +41,8 @@ typedef struct {
     char *host;           /* host[:port] of api_base, for messages */
     char *proxy;          /* CURLOPT_PROXY value: "" = never proxied */
     struct curl_slist *headers; /* Authorization, Content-Type, Expect: (shared, read-only) */
+    struct gauth *gauth;  /* Google credentials (vertex_ai/), shared; NULL when unavailable */
+    char *gauth_error;    /* why there are none, for request errors */
 } cfg_deployment;
 
 typedef struct {

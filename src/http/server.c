@@ -305,6 +305,9 @@ static int worker_init(worker *w, int index, const http_opts *o, const struct so
     if (!w->bound)
         return -1;
     w->ups = ups_loop_new(w->base);
+    w->mbox = mbox_new(w->base);
+    if (!w->mbox)
+        return -1;
     w->notify_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (w->notify_fd < 0)
         return -1;
@@ -324,6 +327,7 @@ static void worker_destroy(worker *w)
     if (w->http)
         evhttp_free(w->http);
     ups_loop_free(w->ups);
+    mbox_free(w->mbox);
     if (w->notify_ev)
         event_free(w->notify_ev);
     if (w->notify_fd > 0)
@@ -410,6 +414,8 @@ int http_serve(const http_opts *o)
     }
     for (int i = 0; i < started; i++)
         pthread_join(slots[i].thread, NULL);
+    if (o->before_teardown)
+        o->before_teardown();
     if (!forced) {
         /* clean teardown: every request has finished, so nothing refers to these any more */
         for (int i = 0; i < n; i++)

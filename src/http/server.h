@@ -12,6 +12,7 @@
 
 #include "config/config.h"
 #include "upstream/upstream.h"
+#include "util/mbox.h"
 
 typedef struct worker worker;
 
@@ -21,6 +22,7 @@ struct worker {
     struct evhttp *http;
     struct evhttp_bound_socket *bound;
     ups_loop *ups;
+    mbox *mbox;       /* calls posted to this worker by other threads (token refreshes) */
     const cfg *cfg;
     int inflight;     /* requests accepted and not finished */
     bool draining;
@@ -54,6 +56,9 @@ typedef struct {
     const http_route *routes;
     int nroutes;
     void (*thread_exit)(void); /* run by each worker thread as it ends (caches above http/) */
+    /* run once every worker loop has stopped, before their mailboxes and loops are freed:
+     * whatever may still post to a worker (token refreshes) stops here */
+    void (*before_teardown)(void);
 } http_opts;
 
 /* Binds (failing fast with a one-line message if the port is taken), serves until SIGTERM or

@@ -39,6 +39,10 @@ void anth_out_stream_free(anth_out_stream *s);
 /* Anthropic's error shape: {"type":"error","error":{"type":"invalid_request_error",...}}. */
 char *anth_error_body(int status, const char *message, size_t *len);
 
+/* The rawPredict (streamRawPredict when stream) URL of Claude on Vertex AI for ctx's project,
+ * location, model and api_base. Heap string; NULL with err set when no project is configured. */
+char *anth_vertex_url(const prov_ctx *c, bool stream, prov_err *err);
+
 /* A /v1/messages body for Vertex AI rawPredict: "model" removed, "anthropic_version":
  * "vertex-2023-10-16" added unless present; everything else byte-identical. Caller frees. */
 char *anth_vertex_body(const char *body, size_t len, size_t *out_len);

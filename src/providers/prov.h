@@ -52,7 +52,8 @@ void prov_http_req_free(prov_http_req *r);
 /* Appends a "Name: value" header (copied). */
 void prov_http_req_add_header(prov_http_req *r, const char *name, const char *value);
 
-/* A client-facing error: HTTP status, OpenAI error type, message (heap), param (heap or NULL). */
+/* A client-facing error: HTTP status, OpenAI error type, message (heap), param (heap or NULL).
+ * Start from a zeroed struct; setting it again replaces the message and param. */
 typedef struct {
     int status;
     const char *type;
@@ -101,7 +102,8 @@ extern const prov_ops prov_gemini;         /* gemini/<model>: AI Studio generate
 
 /* LiteLLM's class name for a status ("BadRequestError", "RateLimitError", ...). */
 const char *prov_exception_class(int status);
-/* Maps a provider status to the status LiteLLM answers with (e.g. Anthropic 529 → 503). */
+/* Maps a provider status to the status LiteLLM answers with (e.g. Anthropic's 529 "overloaded"
+ * → 500, as LiteLLM's InternalServerError). */
 int prov_map_status(int status);
 
 #endif

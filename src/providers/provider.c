@@ -15,6 +15,10 @@ static const struct {
     {"lm_studio", PROV_OPENAI_COMPATIBLE},
     {"llamafile", PROV_OPENAI_COMPATIBLE},
     {"ollama_chat", PROV_OLLAMA_CHAT},
+    {"azure", PROV_AZURE},
+    {"anthropic", PROV_ANTHROPIC},
+    {"vertex_ai", PROV_VERTEX_GEMINI}, /* claude-* models: PROV_VERTEX_CLAUDE, below */
+    {"gemini", PROV_GEMINI},
 };
 
 prov_kind prov_classify(const char *model, size_t *provider_len)
@@ -26,8 +30,11 @@ prov_kind prov_classify(const char *model, size_t *provider_len)
     size_t pl = (size_t)(slash - model);
     *provider_len = pl;
     for (size_t i = 0; i < sizeof known / sizeof *known; i++)
-        if (strlen(known[i].prefix) == pl && memcmp(known[i].prefix, model, pl) == 0)
+        if (strlen(known[i].prefix) == pl && memcmp(known[i].prefix, model, pl) == 0) {
+            if (known[i].kind == PROV_VERTEX_GEMINI && strncmp(model + pl + 1, "claude", 6) == 0)
+                return PROV_VERTEX_CLAUDE;
             return known[i].kind;
+        }
     return PROV_UNIMPLEMENTED;
 }
 

@@ -25,17 +25,20 @@ typedef struct gauth gauth;
  * the file now (at config load, on the main thread). NULL with a message in err on failure. */
 gauth *gauth_get(const char *vertex_credentials, char *err, size_t errlen);
 
-/* Called on the requesting thread (through its mailbox) once a token or an error is known. */
+/* Called on the requesting thread (through its mailbox) once a token or an error is known. The
+ * token string is valid only during the call. Callbacks never run after gauth_shutdown. */
 typedef void (*gauth_cb)(void *arg, const char *token, const char *error);
 
 /* If a valid token is cached, copies it into buf and returns 1. Otherwise returns 0 and cb(arg)
- * will be posted to mb when the (shared) refresh ends; -1 if the request could not be queued. */
+ * will be posted to mb when the (shared) refresh ends; -1 if the request could not be queued or
+ * buf is too small for the token. */
 int gauth_token(gauth *g, mbox *mb, gauth_cb cb, void *arg, char *buf, size_t buflen);
 
 /* "service account sa@proj.iam.gserviceaccount.com (from /path/key.json)" etc.: safe to show. */
 const char *gauth_describe(const gauth *g);
 
-/* Stops the refresh thread and frees every handle. */
+/* Stops the refresh thread and frees every handle; pending waiters are dropped uncalled. Must
+ * run before the workers' mailboxes are freed (http_opts.before_teardown). Idempotent. */
 void gauth_shutdown(void);
 
 #endif

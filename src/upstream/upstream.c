@@ -263,9 +263,9 @@ int ups_start(ups_loop *l, ups_xfer *x, const ups_request *r)
     x->loop = l;
     x->paused = false;
     x->errbuf[0] = 0;
-    if (r->curlu)
-        curl_easy_setopt(e, CURLOPT_CURLU, r->curlu);
-    else
+    /* a pooled handle remembers its last CURLU, which would win over CURLOPT_URL */
+    curl_easy_setopt(e, CURLOPT_CURLU, r->curlu);
+    if (!r->curlu)
         curl_easy_setopt(e, CURLOPT_URL, r->url);
     curl_easy_setopt(e, CURLOPT_POSTFIELDS, r->body);
     curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)r->body_len);

@@ -88,9 +88,11 @@ int mbox_post(mbox *m, void (*fn)(void *), void *arg)
     else
         m->head = p;
     m->tail = p;
-    pthread_mutex_unlock(&m->mu);
+    /* the wake-up is written under the lock: once the owner has run the last call it may free
+     * the mailbox, and a write after unlocking could land on a closed (or reused) fd */
     uint64_t one = 1;
     if (write(m->fd, &one, sizeof one) < 0) { /* counter saturated: a wake-up is pending anyway */
     }
+    pthread_mutex_unlock(&m->mu);
     return 0;
 }
