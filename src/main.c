@@ -39,7 +39,9 @@ static void usage(FILE *f)
             "  -h, --help            this help\n"
             "\n"
             "Environment: LITELLM_MASTER_KEY, HTTP_PROXY/HTTPS_PROXY/NO_PROXY (loopback is never\n"
-            "proxied), OPENAI_API_KEY; a .env file beside the config is loaded.\n",
+            "proxied), OPENAI_API_KEY, ANTHROPIC_API_KEY, GEMINI_API_KEY, AZURE_API_KEY/BASE/VERSION,\n"
+            "VERTEXAI_PROJECT/LOCATION, GOOGLE_APPLICATION_CREDENTIALS; a .env file beside the\n"
+            "config is loaded. Docs: docs/configuration.md, docs/api.md.\n",
             SLUICE_VERSION);
 }
 
