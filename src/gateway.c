@@ -893,7 +893,8 @@ static void go_upstream(llm_req *r)
     if (r->stream && !r->out)
         r->out = evbuffer_new();
     sse_init(&r->sse, MAX_SSE_EVENT);
-    sse_init(&r->resplit, MAX_SSE_EVENT);
+    if (r->cfmt == FMT_ANTHROPIC)
+        sse_init(&r->resplit, MAX_SSE_EVENT);
     if (r->stream && !r->out) {
         reply_error_and_finish(r, 500, "internal_server_error", NULL, "out of memory");
         return;
@@ -1147,9 +1148,14 @@ static llm_req *new_req(worker *w, struct evhttp_request *req, prov_endpoint ep,
     r->t_start = now_ms();
     oai_usage_init(&r->usage);
     http_uuid(w, r->call_id);
-    snprintf(r->resp_id, sizeof r->resp_id, "%s%.8s%.4s%.4s",
-             cfmt == FMT_ANTHROPIC ? "msg_" : ep == EP_COMPLETIONS ? "cmpl-" : "chatcmpl-",
-             r->call_id, r->call_id + 9, r->call_id + 14);
+    /* "chatcmpl-" + 16 hex digits of the call id (no printf: this runs on every request) */
+    const char *pre = cfmt == FMT_ANTHROPIC ? "msg_" : ep == EP_COMPLETIONS ? "cmpl-" : "chatcmpl-";
+    size_t pl = strlen(pre);
+    memcpy(r->resp_id, pre, pl);
+    memcpy(r->resp_id + pl, r->call_id, 8);
+    memcpy(r->resp_id + pl + 8, r->call_id + 9, 4);
+    memcpy(r->resp_id + pl + 12, r->call_id + 14, 4);
+    r->resp_id[pl + 16] = 0;
     event_assign(&r->abort_ev, w->base, -1, 0, on_abort, r);
     event_assign(&r->idle_ev, w->base, -1, 0, on_idle, r);
     event_assign(&r->retry_ev, w->base, -1, 0, on_retry, r);

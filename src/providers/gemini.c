@@ -832,7 +832,16 @@ static cJSON *parse_args(const char *args, prov_err *err)
     return a;
 }
 
-static int function_call_part(cJSON *parts, const cJSON *fn, prov_err *err)
+/* Gemini's thoughtSignature on a function call must come back with it in the next request
+ * (Gemini 3 refuses the turn otherwise). OpenAI clients only keep the tool call id, so, as
+ * LiteLLM does, the signature rides in the id: "<id>__thought__<signature>". */
+#define THOUGHT_SEP "__thought__"
+
+/* Google's documented placeholder for function calls that carry no signature (history from
+ * another model, or calls the client made up). */
+#define DUMMY_THOUGHT_SIGNATURE "skip_thought_signature_validator"
+
+static int function_call_part(cJSON *parts, const cJSON *fn, const char *id, prov_err *err)
 {
     const char *name = get_str(fn, "name");
     cJSON *args = parse_args(get_str(fn, "arguments"), err);
@@ -842,6 +851,9 @@ static int function_call_part(cJSON *parts, const cJSON *fn, prov_err *err)
     cJSON *fc = cJSON_AddObjectToObject(p, "functionCall");
     cJSON_AddStringToObject(fc, "name", name ? name : "");
     cJSON_AddItemToObject(fc, "args", args);
+    const char *sig = id ? strstr(id, THOUGHT_SEP) : NULL;
+    if (sig && sig[strlen(THOUGHT_SEP)])
+        cJSON_AddStringToObject(p, "thoughtSignature", sig + strlen(THOUGHT_SEP));
     cJSON_AddItemToArray(parts, p);
     return 0;
 }
@@ -869,11 +881,11 @@ static int assistant_message(conv *cv, const cJSON *msg, prov_err *err)
         const cJSON *fn = get(tc, "function");
         if (!cJSON_IsObject(fn))
             continue;
-        if (function_call_part(parts, fn, err) < 0)
+        if (function_call_part(parts, fn, get_str(tc, "id"), err) < 0)
             return -1;
     }
     if (!cJSON_IsArray(calls) && cJSON_IsObject(fcall) &&
-        function_call_part(parts, fcall, err) < 0)
+        function_call_part(parts, fcall, NULL, err) < 0)
         return -1;
     return 0;
 }
@@ -965,7 +977,32 @@ static void pad_user_turns(cJSON *contents)
     }
 }
 
-static int convert_messages(const cJSON *messages, cJSON *body, prov_err *err)
+/* Gemini 3 validates the signature of the first function call in each model turn; turns whose
+ * calls carry none get Google's placeholder (LiteLLM does the same). */
+static void sign_function_calls(cJSON *contents)
+{
+    cJSON *c;
+    cJSON_ArrayForEach(c, contents)
+    {
+        if (!streq(get_str(c, "role"), "model"))
+            continue;
+        cJSON *first = NULL;
+        bool signed_any = false;
+        cJSON *p;
+        cJSON_ArrayForEach(p, cJSON_GetObjectItemCaseSensitive(c, "parts"))
+        {
+            if (!get(p, "functionCall"))
+                continue;
+            if (!first)
+                first = p;
+            signed_any = signed_any || get(p, "thoughtSignature");
+        }
+        if (first && !signed_any)
+            cJSON_AddStringToObject(first, "thoughtSignature", DUMMY_THOUGHT_SIGNATURE);
+    }
+}
+
+static int convert_messages(const cJSON *messages, bool gemini3, cJSON *body, prov_err *err)
 {
     if (!cJSON_IsArray(messages) || cJSON_GetArraySize(messages) == 0) {
         prov_err_set(err, 400, "invalid_request_error", "messages",
@@ -1003,6 +1040,8 @@ static int convert_messages(const cJSON *messages, cJSON *body, prov_err *err)
     if (cJSON_GetArraySize(cv.contents) == 0) /* system prompt only: Gemini needs a turn */
         parts_for(&cv, "user");
     pad_user_turns(cv.contents);
+    if (gemini3)
+        sign_function_calls(cv.contents);
     cJSON_AddItemToObject(body, "contents", cv.contents);
     if (cv.sys_parts && cJSON_GetArraySize(cv.sys_parts) > 0) {
         cJSON *si = cJSON_AddObjectToObject(body, "systemInstruction");
@@ -1267,7 +1306,7 @@ static cJSON *build_chat_body(const gkind *k, const prov_ctx *c, const cJSON *re
         oom(err);
         return NULL;
     }
-    if (convert_messages(get(req, "messages"), body, err) < 0)
+    if (convert_messages(get(req, "messages"), is_gemini3(model), body, err) < 0)
         goto fail;
     if (convert_tools(req, body, err) < 0)
         goto fail;
@@ -1592,12 +1631,19 @@ static void read_parts(const cJSON *cand, const char *ids, int cidx, int *tool_i
             cJSON *call = cJSON_CreateObject();
             if (stream)
                 cJSON_AddNumberToObject(call, "index", *tool_index);
-            char id[160];
+            sbuf id;
+            sbuf_init(&id);
             if (cidx)
-                snprintf(id, sizeof id, "call_%.100s_%d_%d", ids, cidx, *tool_index);
+                sbuf_addf(&id, "call_%.100s_%d_%d", ids, cidx, *tool_index);
             else
-                snprintf(id, sizeof id, "call_%.100s_%d", ids, *tool_index);
-            cJSON_AddStringToObject(call, "id", id);
+                sbuf_addf(&id, "call_%.100s_%d", ids, *tool_index);
+            const char *sig = get_str(p, "thoughtSignature");
+            if (sig && *sig) {
+                sbuf_adds(&id, THOUGHT_SEP);
+                sbuf_adds(&id, sig);
+            }
+            cJSON_AddStringToObject(call, "id", id.p ? id.p : "call");
+            sbuf_free(&id);
             cJSON_AddStringToObject(call, "type", "function");
             cJSON *fn = cJSON_AddObjectToObject(call, "function");
             const char *name = get_str(fc, "name");
