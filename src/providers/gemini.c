@@ -116,7 +116,8 @@ static void add_dup(cJSON *obj, const char *k, const cJSON *v)
         cJSON_AddItemToObject(obj, k, d);
 }
 
-/* Prints o unformatted into a heap string (free() it). */
+/* Prints o unformatted into a heap string, free()d by the caller (prov_http_req_free frees the
+ * body): cJSON allocates with malloc unless hooks are installed, and sluice installs none. */
 static char *print(const cJSON *o, size_t *len)
 {
     char *s = cJSON_PrintUnformatted(o);
@@ -1825,6 +1826,7 @@ static prov_stream *stream_new(const prov_ctx *c)
     s->model = dup_or(c->client_model, model_id(c));
     s->created = c->created;
     s->include_usage = c->include_usage;
+    usage_read(NULL, &s->usage); /* all counts absent until usageMetadata arrives */
     if (!s->ctx_id || !s->model) {
         free(s->ctx_id);
         free(s->model);

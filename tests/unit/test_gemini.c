@@ -484,6 +484,9 @@ static void test_hostile_responses(void **state)
         "{\"functionCall\":{\"name\":3,\"args\":[1]}},{\"inlineData\":{}}]},"
         "\"finishReason\":7,\"index\":-3}]}",
         "{\"usageMetadata\":{\"promptTokenCount\":\"x\",\"totalTokenCount\":1e300}}",
+        "{\"candidates\":[{\"index\":1e300,\"content\":{\"parts\":[{\"text\":\"x\"}]}}],"
+        "\"usageMetadata\":{\"promptTokenCount\":-1e300,\"thoughtsTokenCount\":1e19}}",
+        "{\"error\":{\"code\":1e300,\"message\":\"m\"}}",
         "{\"promptFeedback\":{\"blockReason\":5}}",
         "{\"error\":\"flat string\"}",
         "{\"error\":{\"code\":\"x\"}}",
@@ -524,6 +527,8 @@ static void test_hostile_stream(void **state)
         "{\"candidates\":{}}",
         "{\"candidates\":[{\"index\":99,\"content\":{\"parts\":[{\"text\":\"far\"}]}}]}",
         "{\"candidates\":[{\"index\":-1,\"content\":{\"parts\":[{\"text\":\"neg\"}]}}]}",
+        "{\"candidates\":[{\"index\":1e30,\"content\":{\"parts\":[{\"text\":\"huge\"}]}}]}",
+        "{\"candidates\":[{\"index\":4444444444444444444444,\"finishReason\":\"STOP\"}]}",
         "{\"candidates\":[{\"content\":{\"parts\":[{\"functionCall\":{}}]}}]}",
         "{\"usageMetadata\":[]}",
         "[DONE]",
