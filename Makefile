@@ -47,6 +47,13 @@ e2e-asan: build-asan
 test: deps-test
 	$(MAKE) unit e2e unit-asan e2e-asan
 
+# libFuzzer harnesses (tests/fuzz/): clang + ASan/UBSan build in build-fuzz/, regressions
+# replayed, then every harness fuzzed for FUZZ_SECONDS. Needs clang and libclang-rt-14-dev.
+FUZZ_SECONDS ?= 10
+.PHONY: fuzz
+fuzz:
+	FUZZ_SECONDS=$(FUZZ_SECONDS) FUZZ_JOBS=$(JOBS) tests/fuzz/run.sh
+
 bench: deps-test build
 	bench/run.sh
 

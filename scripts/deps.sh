@@ -8,9 +8,9 @@ mode=${1:-build}
 cd "$(dirname "$0")/.."
 
 pkgs=(build-essential cmake pkg-config libevent-dev libcurl4-openssl-dev libcjson-dev
-      libfyaml-dev libssl-dev libmimalloc-dev ca-certificates)
+      libfyaml-dev libssl-dev libmimalloc-dev libsqlite3-dev libpq-dev ca-certificates)
 if [ "$mode" = test ]; then
-  pkgs+=(libcmocka-dev nodejs npm nginx-light wrk curl)
+  pkgs+=(libcmocka-dev nodejs npm nginx-light wrk curl postgresql iproute2)
 fi
 
 missing=()

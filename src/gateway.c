@@ -42,6 +42,7 @@
 
 #include "http/reply.h"
 #include "obs/log.h"
+#include "policy.h"
 #include "providers/anthropic.h"
 #include "providers/mock.h"
 #include "providers/openai.h"
@@ -115,6 +116,10 @@ typedef struct {
     const char *log_error;
     char errmsg[160];
     char resp_id[48];
+    policy_grant grant;      /* the caller's admission: limits, budget reservation, key record */
+    policy_request preq;
+    bool policy_ended;
+    char *end_user;          /* the request's "user" */
     char token[4096];        /* Google access token (Vertex AI) */
 } llm_req;
 
@@ -246,8 +251,32 @@ static double overhead_ms(const llm_req *r)
     return now_ms() - r->t_start - up;
 }
 
+static const char *call_type(const llm_req *r)
+{
+    if (r->cfmt == FMT_ANTHROPIC)
+        return "anthropic_messages";
+    return r->ep == EP_EMBEDDINGS ? "aembedding"
+           : r->ep == EP_COMPLETIONS ? "atext_completion" : "acompletion";
+}
+
+/* Settles limits, budget and the spend row; returns the cost (-1 unknown). Idempotent. */
+static double end_policy(llm_req *r, int status)
+{
+    double cost = -1;
+    if (r->policy_ended || !r->grant.active)
+        return cost;
+    r->policy_ended = true;
+    policy_outcome o = {.request_id = r->call_id, .call_type = call_type(r), .req = &r->preq,
+                        .usage = &r->usage, .status = status, .end_user = r->end_user};
+    policy_end(&r->grant, &o, &cost);
+    return cost;
+}
+
+static void add_spend_headers(llm_req *r, struct evkeyvalq *h, double cost);
+
 static void finish(llm_req *r, int status)
 {
+    end_policy(r, status);
     double upstream_ms = r->t_up_start > 0 ? r->upstream_ms_total +
                                                  ((r->t_up_end > 0 ? r->t_up_end : now_ms()) -
                                                   r->t_up_start)
@@ -283,6 +312,7 @@ static void finish(llm_req *r, int status)
     free(r->t_body);
     prov_err_free(&r->serr);
     free(r->model);
+    free(r->end_user);
     worker *w = r->w;
     req_release(r);
     http_async_end(w);
@@ -332,7 +362,7 @@ static void reply_error_and_finish(llm_req *r, int status, const char *type, con
     } else {
         struct evkeyvalq *h = evhttp_request_get_output_headers(r->req);
         add_common_headers(r, h, overhead_ms(r));
-        if (status == 429 || status == 503)
+        if ((status == 429 || status == 503) && !evhttp_find_header(h, "retry-after"))
             evhttp_add_header(h, "retry-after", "1");
         http_reply_json(r->req, status, body ? body : "{}", body ? len : 2);
     }
@@ -433,6 +463,7 @@ static void start_stream_reply(llm_req *r)
     evhttp_add_header(h, "Content-Type", "text/event-stream");
     evhttp_add_header(h, "Cache-Control", "no-cache");
     evhttp_add_header(h, "X-Accel-Buffering", "no");
+    policy_rate_headers(&r->grant, h);
     add_common_headers(r, h, r->t_headers - r->t_start - (r->t_up_first - r->t_up_start) -
                                  r->upstream_ms_total);
     evhttp_send_reply_start(r->req, 200, "OK");
@@ -469,6 +500,48 @@ static int on_sse_event(void *ud, const sse_event *ev)
     }
     evbuffer_add(r->out, ev->raw, ev->raw_len);
     evbuffer_add(r->out, "\n\n", 2);
+    return 0;
+}
+
+/* Anthropic usage ({"input_tokens","output_tokens","cache_creation_input_tokens",
+ * "cache_read_input_tokens"}) into r->usage, counted the way LiteLLM does: prompt tokens
+ * include cache writes and reads. Fields absent from u are left as they are (a stream reports
+ * input in message_start and output in message_delta). */
+static void add_anthropic_usage(llm_req *r, const cJSON *u)
+{
+    if (!cJSON_IsObject(u))
+        return;
+    const cJSON *in = cJSON_GetObjectItemCaseSensitive(u, "input_tokens");
+    const cJSON *out = cJSON_GetObjectItemCaseSensitive(u, "output_tokens");
+    const cJSON *cw = cJSON_GetObjectItemCaseSensitive(u, "cache_creation_input_tokens");
+    const cJSON *cr = cJSON_GetObjectItemCaseSensitive(u, "cache_read_input_tokens");
+    if (cJSON_IsNumber(in) || cJSON_IsNumber(cw) || cJSON_IsNumber(cr)) {
+        int64_t w = cJSON_IsNumber(cw) ? (int64_t)cw->valuedouble : 0;
+        int64_t rd = cJSON_IsNumber(cr) ? (int64_t)cr->valuedouble : 0;
+        int64_t i = cJSON_IsNumber(in) ? (int64_t)in->valuedouble : 0;
+        if (i + w + rd > 0 || r->usage.prompt_tokens < 0) {
+            r->usage.prompt_tokens = i + w + rd;
+            r->usage.cached_tokens = rd;
+            r->usage.cache_creation_tokens = w;
+        }
+    }
+    if (cJSON_IsNumber(out))
+        r->usage.completion_tokens = (int64_t)out->valuedouble;
+    if (r->usage.prompt_tokens >= 0 || r->usage.completion_tokens >= 0)
+        r->usage.total_tokens = (r->usage.prompt_tokens > 0 ? r->usage.prompt_tokens : 0) +
+                                (r->usage.completion_tokens > 0 ? r->usage.completion_tokens : 0);
+}
+
+/* Pass-through Anthropic events: only message_start and message_delta carry usage. */
+static int on_sse_anthropic(void *ud, const sse_event *ev)
+{
+    llm_req *r = ud;
+    if (!ev->data || !memmem(ev->data, ev->data_len, "\"usage\"", 7))
+        return 0;
+    cJSON *j = cJSON_ParseWithLength(ev->data, ev->data_len);
+    const cJSON *msg = cJSON_GetObjectItemCaseSensitive(j, "message");
+    add_anthropic_usage(r, cJSON_GetObjectItemCaseSensitive(msg ? msg : j, "usage"));
+    cJSON_Delete(j);
     return 0;
 }
 
@@ -546,7 +619,10 @@ static size_t on_data(ups_xfer *x, const char *p, size_t n)
         switch (r->ufmt) {
         case UP_OPENAI: rc = sse_feed(&r->sse, p, n, on_sse_event, r); break;
         case UP_TRANSLATED: rc = sse_feed(&r->sse, p, n, on_sse_translated, r); break;
-        case UP_ANTHROPIC: evbuffer_add(r->out, p, n); break;
+        case UP_ANTHROPIC: /* bytes pass through; the parser only reads usage */
+            evbuffer_add(r->out, p, n);
+            rc = sse_feed(&r->sse, p, n, on_sse_anthropic, r);
+            break;
         }
         if (rc < 0) {
             snprintf(r->errmsg, sizeof r->errmsg, "upstream sent an SSE event over %u bytes",
@@ -744,15 +820,39 @@ static void on_done(ups_xfer *x, CURLcode rc, long status, const char *errbuf)
         /* the fast path: the upstream's bytes are already in the reply buffer */
         oai_response_usage((const char *)evbuffer_pullup(r->resp, -1),
                            evbuffer_get_length(r->resp), &r->usage);
-    } else if (r->ufmt != UP_ANTHROPIC && !translate_body(r)) {
+    } else if (r->ufmt == UP_ANTHROPIC) {
+        cJSON *j = cJSON_ParseWithLength((const char *)evbuffer_pullup(r->resp, -1),
+                                         evbuffer_get_length(r->resp));
+        add_anthropic_usage(r, cJSON_GetObjectItemCaseSensitive(j, "usage"));
+        cJSON_Delete(j);
+    } else if (!translate_body(r)) {
         return;
     }
     detach_conn(r);
     struct evkeyvalq *h = evhttp_request_get_output_headers(r->req);
     evhttp_add_header(h, "Content-Type", "application/json");
+    add_spend_headers(r, h, end_policy(r, (int)r->status));
     add_common_headers(r, h, overhead_ms(r));
     evhttp_send_reply(r->req, (int)r->status, http_reason((int)r->status), NULL);
     finish(r, (int)r->status);
+}
+
+static void finish_gone(llm_req *r);
+
+/* x-litellm-response-cost, x-litellm-key-spend and x-ratelimit-* on a complete answer. */
+static void add_spend_headers(llm_req *r, struct evkeyvalq *h, double cost)
+{
+    char v[40];
+    if (cost >= 0) {
+        snprintf(v, sizeof v, "%.10g", cost);
+        evhttp_add_header(h, "x-litellm-response-cost", v);
+    }
+    double ks = policy_key_spend(&r->grant);
+    if (ks >= 0) {
+        snprintf(v, sizeof v, "%.10g", ks);
+        evhttp_add_header(h, "x-litellm-key-spend", v);
+    }
+    policy_rate_headers(&r->grant, h);
 }
 
 static void finish_gone(llm_req *r)
@@ -1206,6 +1306,7 @@ static void reply_local(llm_req *r, char *oai, size_t len)
     }
     free(oai);
     evhttp_add_header(h, "Content-Type", sse ? "text/event-stream" : "application/json");
+    add_spend_headers(r, h, end_policy(r, 200));
     add_common_headers(r, h, overhead_ms(r));
     evhttp_send_reply(r->req, 200, "OK", NULL);
     finish(r, 200);
@@ -1234,7 +1335,35 @@ static void reply_mock(llm_req *r, const char *body, size_t body_len, bool inclu
 }
 
 /* The OpenAI-shaped routes: body parsed without a tree, forwarded as spans. */
-static void handle(worker *w, struct evhttp_request *req, prov_endpoint ep, const char *path)
+/* Admission for the deployment just chosen: false after replying with the refusal. */
+static bool admit(llm_req *r, const auth_ident *id, size_t prompt_bytes, int64_t max_tokens)
+{
+    r->preq = (policy_request){.model = r->dep->model_name, .dep = r->dep,
+                               .prompt_bytes = prompt_bytes, .max_tokens = max_tokens};
+    policy_denial d;
+    if (policy_admit(id, &r->preq, &r->grant, &d))
+        return true;
+    struct evkeyvalq *h = evhttp_request_get_output_headers(r->req);
+    if (d.retry_after > 0) {
+        char v[16];
+        snprintf(v, sizeof v, "%d", d.retry_after);
+        evhttp_add_header(h, "retry-after", v);
+    }
+    if (d.limit_type[0])
+        evhttp_add_header(h, "rate_limit_type", d.limit_type);
+    reply_error_and_finish(r, d.status, d.type, d.status == 401 ? "None" : NULL, d.message);
+    return false;
+}
+
+/* The model the key's aliases map the client's name to, else the client's name. */
+static const cfg_deployment *find_deployment(const cfg *c, const auth_ident *id, const char *model)
+{
+    const char *alias = policy_alias(id, model);
+    return cfg_find_model(c, alias ? alias : model);
+}
+
+static void handle(worker *w, struct evhttp_request *req, prov_endpoint ep, const char *path,
+                   const auth_ident *id)
 {
     llm_req *r = new_req(w, req, ep, path, FMT_OPENAI);
     if (!r)
@@ -1260,12 +1389,18 @@ static void handle(worker *w, struct evhttp_request *req, prov_endpoint ep, cons
                                "request body; call `/v1/models` to view available models.");
         return;
     }
-    r->dep = cfg_find_model(w->cfg, oreq.model);
+    r->dep = find_deployment(w->cfg, id, oreq.model);
     if (!r->dep) {
         snprintf(msg, sizeof msg, "Invalid model name passed in model=%s. Call `/v1/models` to "
                                   "view available models for your key.", oreq.model);
         oai_request_free(&oreq);
         reply_error_and_finish(r, 400, "invalid_request_error", "model", msg);
+        return;
+    }
+    if (oreq.user)
+        r->end_user = strdup(oreq.user);
+    if (!admit(r, id, len, oreq.max_tokens)) {
+        oai_request_free(&oreq);
         return;
     }
     const char *mock = oreq.mock_response ? oreq.mock_response : r->dep->mock_response;
@@ -1320,25 +1455,25 @@ static void handle(worker *w, struct evhttp_request *req, prov_endpoint ep, cons
     go_upstream(r);
 }
 
-void gw_chat(worker *w, struct evhttp_request *req)
+void gw_chat(worker *w, struct evhttp_request *req, const auth_ident *id)
 {
     const char *uri = evhttp_request_get_uri(req);
     handle(w, req, EP_CHAT, strncmp(uri, "/v1/", 4) == 0 ? "/v1/chat/completions"
-                                                          : "/chat/completions");
+                                                          : "/chat/completions", id);
 }
 
-void gw_completions(worker *w, struct evhttp_request *req)
+void gw_completions(worker *w, struct evhttp_request *req, const auth_ident *id)
 {
     const char *uri = evhttp_request_get_uri(req);
     handle(w, req, EP_COMPLETIONS, strncmp(uri, "/v1/", 4) == 0 ? "/v1/completions"
-                                                                 : "/completions");
+                                                                 : "/completions", id);
 }
 
-void gw_embeddings(worker *w, struct evhttp_request *req)
+void gw_embeddings(worker *w, struct evhttp_request *req, const auth_ident *id)
 {
     const char *uri = evhttp_request_get_uri(req);
     handle(w, req, EP_EMBEDDINGS, strncmp(uri, "/v1/", 4) == 0 ? "/v1/embeddings"
-                                                                : "/embeddings");
+                                                                : "/embeddings", id);
 }
 
 /* A rough local count for providers without a count_tokens API: ~4 bytes a token over the
@@ -1354,7 +1489,8 @@ static long estimate_tokens(const cJSON *areq)
 }
 
 /* POST /v1/messages (and /v1/messages/count_tokens, as EP_COMPLETIONS): the Anthropic API. */
-static void handle_messages(worker *w, struct evhttp_request *req, bool count_tokens)
+static void handle_messages(worker *w, struct evhttp_request *req, bool count_tokens,
+                            const auth_ident *id)
 {
     llm_req *r = new_req(w, req, count_tokens ? EP_COMPLETIONS : EP_CHAT,
                          count_tokens ? "/v1/messages/count_tokens" : "/v1/messages",
@@ -1381,7 +1517,7 @@ static void handle_messages(worker *w, struct evhttp_request *req, bool count_to
     }
     r->model = strdup(mj->valuestring);
     r->stream = !count_tokens && cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(areq, "stream"));
-    r->dep = cfg_find_model(w->cfg, r->model);
+    r->dep = find_deployment(w->cfg, id, r->model);
     if (!r->dep) {
         cJSON_Delete(areq);
         snprintf(msg, sizeof msg, "Invalid model name passed in model=%s. Call `/v1/models` to "
@@ -1395,6 +1531,13 @@ static void handle_messages(worker *w, struct evhttp_request *req, bool count_to
                                   "yet.", r->model, r->dep->provider);
         reply_error_and_finish(r, 400, "invalid_request_error", "model", msg);
         return;
+    }
+    if (!count_tokens) {
+        const cJSON *mt = cJSON_GetObjectItemCaseSensitive(areq, "max_tokens");
+        if (!admit(r, id, len, cJSON_IsNumber(mt) ? (int64_t)mt->valuedouble : -1)) {
+            cJSON_Delete(areq);
+            return;
+        }
     }
     bool native = r->dep->kind == PROV_ANTHROPIC || r->dep->kind == PROV_VERTEX_CLAUDE;
     if (count_tokens && (!native || r->dep->kind == PROV_VERTEX_CLAUDE || r->dep->mock_response)) {
@@ -1469,14 +1612,14 @@ static void handle_messages(worker *w, struct evhttp_request *req, bool count_to
     go_upstream(r);
 }
 
-void gw_messages(worker *w, struct evhttp_request *req)
+void gw_messages(worker *w, struct evhttp_request *req, const auth_ident *id)
 {
-    handle_messages(w, req, false);
+    handle_messages(w, req, false, id);
 }
 
-void gw_count_tokens(worker *w, struct evhttp_request *req)
+void gw_count_tokens(worker *w, struct evhttp_request *req, const auth_ident *id)
 {
-    handle_messages(w, req, true);
+    handle_messages(w, req, true, id);
 }
 
 /* Reads project_id from a credentials file or inline JSON (for Vertex deployments without

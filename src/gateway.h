@@ -14,12 +14,12 @@ int gw_prepare(cfg *c);
 /* Frees the calling worker thread's caches; call as the thread ends. */
 void gw_thread_exit(void);
 
-void gw_chat(worker *w, struct evhttp_request *req);
-void gw_completions(worker *w, struct evhttp_request *req);
-void gw_embeddings(worker *w, struct evhttp_request *req);
+void gw_chat(worker *w, struct evhttp_request *req, const auth_ident *id);
+void gw_completions(worker *w, struct evhttp_request *req, const auth_ident *id);
+void gw_embeddings(worker *w, struct evhttp_request *req, const auth_ident *id);
 /* POST /v1/messages and /v1/messages/count_tokens: the Anthropic Messages API in front of any
  * provider. */
-void gw_messages(worker *w, struct evhttp_request *req);
-void gw_count_tokens(worker *w, struct evhttp_request *req);
+void gw_messages(worker *w, struct evhttp_request *req, const auth_ident *id);
+void gw_count_tokens(worker *w, struct evhttp_request *req, const auth_ident *id);
 
 #endif

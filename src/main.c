@@ -8,9 +8,13 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "admin/admin.h"
+#include "auth/keys.h"
 #include "config/config.h"
+#include "store/store.h"
 #include "gateway.h"
 #include "http/server.h"
+#include "policy.h"
 #include "obs/log.h"
 #include "routes.h"
 #include "upstream/gauth.h"
@@ -25,6 +29,7 @@ static void usage(FILE *f)
             "  sluice [--config FILE] [--port 4000] [--host 127.0.0.1] [--num_workers N]\n"
             "         [--detailed_debug] [--json_logs]\n"
             "  sluice check --config FILE   validate a config: every problem with file:line\n"
+            "  sluice migrate [--config FILE]  apply database migrations and exit\n"
             "  sluice version               print the version\n"
             "\n"
             "Options:\n"
@@ -155,6 +160,45 @@ static int cmd_check(int argc, char **argv)
     return c ? 0 : (yaml_err ? 2 : 1);
 }
 
+/* `sluice migrate`: the same embedded migrations the server runs in the background, run in the
+ * foreground with progress, for deploy pipelines that want them before rollout. */
+static int cmd_migrate(int argc, char **argv)
+{
+    options o = {0};
+    int rc = parse_args(argc, argv, 2, &o);
+    if (rc)
+        return rc;
+    char *url = NULL;
+    if (o.config) {
+        cfg_problems probs = {0};
+        bool yaml_err;
+        cfg *c = cfg_load(o.config, &probs, &yaml_err);
+        print_problems(&probs);
+        cfg_problems_free(&probs);
+        if (!c)
+            return yaml_err ? 2 : 1;
+        url = c->database_url ? strdup(c->database_url) : NULL;
+        cfg_free(c);
+    } else if (getenv("DATABASE_URL") && *getenv("DATABASE_URL")) {
+        url = strdup(getenv("DATABASE_URL"));
+    }
+    rc = store_migrate_offline(url, 30, stdout);
+    free(url);
+    return rc;
+}
+
+static store *g_store;
+
+/* Runs once the workers have stopped, before their mailboxes go away: nothing may post to them
+ * afterwards. The store runs its queued jobs (the last spend batch) before it closes. */
+static void stop_backends(void)
+{
+    gauth_shutdown();
+    policy_shutdown(); /* the last spend batch, before the store stops taking jobs */
+    store_close(g_store);
+    g_store = NULL;
+}
+
 static int env_int(const char *name, int lo, int hi, int def)
 {
     const char *v = getenv(name);
@@ -214,17 +258,31 @@ static int cmd_serve(int argc, char **argv)
                           "key. Set general_settings.master_key before exposing sluice.", o.host);
     }
     curl_global_init(CURL_GLOBAL_DEFAULT);
-    if (gw_prepare(c) < 0 || routes_init(c) < 0) {
+    /* the store only starts its thread here: sluice binds and serves before any database work */
+    char err[512];
+    store_cfg sc = {.url = c->database_url, .migrate = !c->disable_schema_update};
+    g_store = store_open(&sc, err, sizeof err);
+    if (!g_store) {
+        fprintf(stderr, "sluice: %s\n", err);
+        cfg_free(c);
+        return 1;
+    }
+    keycache *kc = keycache_new(g_store, c->key_cache_ttl_s);
+    admin_init(&(admin_env){.st = g_store, .kc = kc, .cfg = c});
+    if (!kc || policy_init(c, g_store, kc) < 0 || gw_prepare(c) < 0 ||
+        routes_init(c, g_store) < 0) {
         fprintf(stderr, "sluice: out of memory preparing the config\n");
         return 1;
     }
     int n;
     const http_route *table = routes_table(&n);
     http_opts ho = {.host = o.host, .port = o.port, .workers = o.workers, .cfg = c,
-                    .routes = table, .nroutes = n, .thread_exit = gw_thread_exit,
-                    .before_teardown = gauth_shutdown};
+                    .routes = table, .nroutes = n, .keys = kc,
+                    .allow_on_db_unavailable = c->allow_on_db_unavailable,
+                    .thread_exit = gw_thread_exit, .before_teardown = stop_backends};
     rc = http_serve(&ho);
-    gauth_shutdown(); /* no-op when http_serve already did it; covers a failed start */
+    stop_backends(); /* no-op when http_serve already did it; covers a failed start */
+    keycache_free(kc);
     routes_free();
     cfg_free(c);
     curl_global_cleanup();
@@ -242,6 +300,8 @@ int main(int argc, char **argv)
     }
     if (argc > 1 && !strcmp(argv[1], "check"))
         return cmd_check(argc, argv);
+    if (argc > 1 && !strcmp(argv[1], "migrate"))
+        return cmd_migrate(argc, argv);
     if (argc > 1 && !strcmp(argv[1], "serve"))
         return cmd_serve(argc - 1, argv + 1);
     if (argc > 1 && argv[1][0] != '-') {

@@ -9,20 +9,29 @@
 #include <string.h>
 #include <time.h>
 
+#include "admin/admin.h"
 #include "gateway.h"
 #include "http/reply.h"
 
 static char *g_models_body, *g_model_info_body;
 static size_t g_models_len, g_model_info_len;
 static char g_started_at[32];
+static store *g_store;
+static http_route *g_table;
+static int g_ntable;
 
 static const char *owned_by(const cfg_deployment *d)
 {
     return d->kind == PROV_OPENAI ? "openai" : d->provider;
 }
 
-int routes_init(const cfg *c)
+static int build_table(void);
+
+int routes_init(const cfg *c, store *st)
 {
+    g_store = st;
+    if (build_table() < 0)
+        return -1;
     cJSON *models = cJSON_CreateObject();
     cJSON *data = cJSON_AddArrayToObject(models, "data");
     cJSON *info = cJSON_CreateObject();
@@ -70,17 +79,19 @@ int routes_init(const cfg *c)
 
 void routes_free(void)
 {
+    free(g_table);
+    g_table = NULL;
     free(g_models_body);
     free(g_model_info_body);
     g_models_body = g_model_info_body = NULL;
 }
 
-static void h_models(worker *w, struct evhttp_request *req)
+static void h_models(worker *w, struct evhttp_request *req, const auth_ident *id)
 {
     http_reply_json(req, 200, g_models_body, g_models_len);
 }
 
-static void h_model_info(worker *w, struct evhttp_request *req)
+static void h_model_info(worker *w, struct evhttp_request *req, const auth_ident *id)
 {
     const char *uri = evhttp_request_get_uri(req);
     const char *q = strchr(uri, '?');
@@ -101,9 +112,9 @@ static void h_model_info(worker *w, struct evhttp_request *req)
     cJSON *e;
     cJSON_ArrayForEach(e, cJSON_GetObjectItemCaseSensitive(all, "data"))
     {
-        cJSON *id = cJSON_GetObjectItemCaseSensitive(
+        cJSON *mid = cJSON_GetObjectItemCaseSensitive(
             cJSON_GetObjectItemCaseSensitive(e, "model_info"), "id");
-        if (cJSON_IsString(id) && strcmp(id->valuestring, want) == 0)
+        if (cJSON_IsString(mid) && strcmp(mid->valuestring, want) == 0)
             cJSON_AddItemToArray(arr, cJSON_Duplicate(e, 1));
     }
     evhttp_clear_headers(&params);
@@ -119,7 +130,7 @@ static void h_model_info(worker *w, struct evhttp_request *req)
     cJSON_Delete(out);
 }
 
-static void h_liveness(worker *w, struct evhttp_request *req)
+static void h_liveness(worker *w, struct evhttp_request *req, const auth_ident *id)
 {
     if (http_shutting_down())
         http_reply_json(req, 503, "\"shutting down\"", 15);
@@ -127,20 +138,50 @@ static void h_liveness(worker *w, struct evhttp_request *req)
         http_reply_json(req, 200, "\"I'm alive!\"", 12);
 }
 
-static void h_readiness(worker *w, struct evhttp_request *req)
+/* LiteLLM's readiness shape plus what an operator needs when the database is the problem:
+ * whether it is connected (or why not), the schema version and pending migrations. 503 while the
+ * database is down, unless allow_requests_on_db_unavailable says the API serves anyway. */
+static void h_readiness(worker *w, struct evhttp_request *req, const auth_ident *id)
 {
-    char body[512];
-    int n = snprintf(body, sizeof body,
-                     "{\"status\":\"%s\",\"db\":\"Not connected\",\"cache\":null,"
-                     "\"litellm_version\":\"sluice-%s\",\"sluice_version\":\"%s\","
-                     "\"success_callbacks\":[],\"models\":%zu,"
-                     "\"last_updated\":\"%s\"}",
-                     http_shutting_down() ? "shutting_down" : "healthy", SLUICE_VERSION,
-                     SLUICE_VERSION, w->cfg->ndeps, g_started_at);
-    http_reply_json(req, http_shutting_down() ? 503 : 200, body, (size_t)n);
+    store_health h = {0};
+    h.schema_version = -1;
+    if (g_store)
+        store_get_health(g_store, &h);
+    bool shutting = http_shutting_down();
+    cJSON *o = cJSON_CreateObject();
+    const char *status = shutting ? "shutting_down" : h.connected ? "connected" : "db_unavailable";
+    cJSON_AddStringToObject(o, "status", status);
+    if (h.connected) {
+        cJSON_AddStringToObject(o, "db", "connected");
+    } else {
+        char why[320];
+        snprintf(why, sizeof why, "unavailable: %s", h.reason[0] ? h.reason : "not connected yet");
+        cJSON_AddStringToObject(o, "db", why);
+    }
+    cJSON_AddStringToObject(o, "db_type", h.dialect[0] ? h.dialect : "unknown");
+    cJSON_AddStringToObject(o, "database", h.display_url);
+    cJSON_AddNumberToObject(o, "schema_version", h.schema_version);
+    cJSON_AddNumberToObject(o, "pending_migrations",
+                            h.schema_version >= 0 && h.migrations_total >= h.schema_version
+                                ? h.migrations_total - h.schema_version
+                                : h.migrations_total);
+    cJSON_AddBoolToObject(o, "migrating", h.migrating);
+    cJSON_AddNullToObject(o, "cache");
+    char ver[64];
+    snprintf(ver, sizeof ver, "sluice-%s", SLUICE_VERSION);
+    cJSON_AddStringToObject(o, "litellm_version", ver);
+    cJSON_AddStringToObject(o, "sluice_version", SLUICE_VERSION);
+    cJSON_AddItemToObject(o, "success_callbacks", cJSON_CreateArray());
+    cJSON_AddNumberToObject(o, "models", (double)w->cfg->ndeps);
+    cJSON_AddStringToObject(o, "last_updated", g_started_at);
+    char *body = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    int code = shutting || (!h.connected && !w->cfg->allow_on_db_unavailable) ? 503 : 200;
+    http_reply_json(req, code, body ? body : "{}", body ? strlen(body) : 2);
+    free(body);
 }
 
-static void h_root(worker *w, struct evhttp_request *req)
+static void h_root(worker *w, struct evhttp_request *req, const auth_ident *id)
 {
     char body[512];
     int n = snprintf(body, sizeof body,
@@ -173,8 +214,23 @@ static const http_route table[] = {
     {"/", GET, h_root, ROUTE_PUBLIC},
 };
 
+static int build_table(void)
+{
+    int na = 0;
+    const http_route *admin = admin_routes(&na);
+    int nb = (int)(sizeof table / sizeof *table);
+    g_table = calloc((size_t)(na + nb), sizeof *g_table);
+    if (!g_table)
+        return -1;
+    memcpy(g_table, table, sizeof table);
+    if (na)
+        memcpy(g_table + nb, admin, (size_t)na * sizeof *admin);
+    g_ntable = na + nb;
+    return 0;
+}
+
 const http_route *routes_table(int *n)
 {
-    *n = (int)(sizeof table / sizeof *table);
-    return table;
+    *n = g_ntable;
+    return g_table;
 }

@@ -6,8 +6,11 @@
 
 #include "http/server.h"
 
-/* Renders the config-derived bodies; call before serving. 0 or -1. */
-int routes_init(const cfg *c);
+#include "store/store.h"
+
+/* Renders the config-derived bodies and assembles the route table (LLM, info, management);
+ * call before serving. st answers /health/readiness. 0 or -1. */
+int routes_init(const cfg *c, store *st);
 void routes_free(void);
 const http_route *routes_table(int *n);
 

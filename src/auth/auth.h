@@ -20,6 +20,24 @@ typedef enum {
     AUTH_INVALID,
 } auth_result;
 
+struct key_rec;
+
+/* Who is calling, as resolved by the dispatcher before a handler runs. */
+typedef enum {
+    IDENT_PUBLIC, /* a public route: nobody was asked */
+    IDENT_OPEN,   /* no master key configured: everything allowed (loopback only) */
+    IDENT_MASTER, /* the master key */
+    IDENT_KEY,    /* a virtual key (rec below) */
+} ident_kind;
+
+typedef struct {
+    ident_kind kind;
+    bool admin;            /* master key, open proxy, or a key whose user is a proxy_admin */
+    struct key_rec *rec;   /* IDENT_KEY: the key's record, referenced for the handler's call;
+                              an async handler that keeps it takes its own reference */
+    char token[65];        /* SHA-256 hex of the presented key ("" for open/public) */
+} auth_ident;
+
 /* The key from the request headers, or NULL. *malformed is set for a bad Authorization. */
 const char *auth_extract(const struct evkeyvalq *h, size_t *len, bool *malformed);
 auth_result auth_check(const cfg *c, const struct evkeyvalq *h);

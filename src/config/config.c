@@ -733,6 +733,30 @@ static void load_general(loader *L, struct fy_node *n)
                 ERR(L, v, "general_settings.master_key must start with 'sk-' (LiteLLM's rule; "
                           "it keeps a key hash from being usable as a key)");
             }
+        } else if (strcmp(key, "database_url") == 0) {
+            free(L->c->database_url);
+            L->c->database_url = scalar_str(L, v, "general_settings.database_url");
+        } else if (strcmp(key, "proxy_batch_write_at") == 0) {
+            double t;
+            if (scalar_num(L, v, "general_settings.proxy_batch_write_at", &t)) {
+                if (t <= 0 || t > 3600)
+                    ERR(L, v, "general_settings.proxy_batch_write_at must be between 0 and 3600 "
+                              "seconds");
+                else
+                    L->c->batch_write_s = t;
+            }
+        } else if (strcmp(key, "allow_requests_on_db_unavailable") == 0) {
+            scalar_bool(L, v, "general_settings.allow_requests_on_db_unavailable",
+                        &L->c->allow_on_db_unavailable);
+        } else if (strcmp(key, "user_api_key_cache_ttl") == 0) {
+            double t;
+            if (scalar_num(L, v, "general_settings.user_api_key_cache_ttl", &t) && t > 0)
+                L->c->key_cache_ttl_s = t;
+        } else if (strcmp(key, "disable_prisma_schema_update") == 0) {
+            scalar_bool(L, v, "general_settings.disable_prisma_schema_update",
+                        &L->c->disable_schema_update);
+        } else if (strcmp(key, "disable_spend_logs") == 0) {
+            scalar_bool(L, v, "general_settings.disable_spend_logs", &L->c->disable_spend_logs);
         } else if (strcmp(key, "max_request_size_mb") == 0) {
             double mb;
             if (scalar_num(L, v, "general_settings.max_request_size_mb", &mb)) {
@@ -763,6 +787,14 @@ static void load_litellm_settings(loader *L, struct fy_node *n)
             double t;
             if (scalar_num(L, v, "litellm_settings.request_timeout", &t) && t > 0)
                 L->c->request_timeout = t;
+        } else if (strcmp(key, "max_budget") == 0) {
+            double b;
+            if (scalar_num(L, v, "litellm_settings.max_budget", &b)) {
+                if (b < 0)
+                    ERR(L, v, "litellm_settings.max_budget must not be negative");
+                else
+                    L->c->max_budget = b;
+            }
         } else if (strcmp(key, "set_verbose") == 0) {
             /* deprecated in LiteLLM too; --detailed_debug is the switch */
         } else {
@@ -796,7 +828,10 @@ static void load_sluice_settings(loader *L, struct fy_node *n)
     while ((p = fy_node_mapping_iterate(n, &it))) {
         struct fy_node *v = fy_node_pair_value(p);
         key_is(p, NULL, key, sizeof key);
-        if (strcmp(key, "graceful_shutdown_seconds") == 0) {
+        if (strcmp(key, "model_prices_file") == 0) {
+            free(L->c->price_file);
+            L->c->price_file = scalar_str(L, v, "sluice_settings.model_prices_file");
+        } else if (strcmp(key, "graceful_shutdown_seconds") == 0) {
             double t;
             if (scalar_num(L, v, "sluice_settings.graceful_shutdown_seconds", &t)) {
                 if (t < 0)
@@ -843,6 +878,9 @@ static cfg *cfg_new(void)
         return NULL;
     c->max_request_bytes = 32u * 1024 * 1024;
     c->request_timeout = 600;
+    c->batch_write_s = 10;
+    c->key_cache_ttl_s = 60;
+    c->max_budget = -1;
     c->graceful_shutdown_s = 30;
     return c;
 }
@@ -963,6 +1001,20 @@ cfg *cfg_load(const char *path, cfg_problems *probs, bool *yaml_error)
         if (c->ndeps == 0 && !L.errors)
             WARN(&L, root, "model_list is empty: every model request will get a 400");
     }
+    if (!c->database_url) {
+        const char *du = getenv("DATABASE_URL");
+        if (du && *du)
+            c->database_url = strdup(du);
+    }
+    {
+        const char *ds = getenv("DISABLE_SCHEMA_UPDATE");
+        bool b;
+        if (ds && parse_bool_text(ds, &b) && b)
+            c->disable_schema_update = true;
+        const char *bw = getenv("PROXY_BATCH_WRITE_AT");
+        if (bw && atof(bw) > 0)
+            c->batch_write_s = atof(bw);
+    }
     if (!c->master_key) {
         const char *mk = getenv("LITELLM_MASTER_KEY");
         if (mk && *mk) {
@@ -1018,6 +1070,8 @@ void cfg_free(cfg *c)
         free(c->ignored[i]);
     free(c->ignored);
     free(c->master_key);
+    free(c->database_url);
+    free(c->price_file);
     free(c->path);
     free(c);
 }

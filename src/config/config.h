@@ -51,6 +51,15 @@ typedef struct {
     size_t ndeps;
     char *master_key;           /* NULL = open proxy (loopback only) */
     size_t max_request_bytes;   /* general_settings.max_request_size_mb */
+    char *database_url;         /* general_settings.database_url or DATABASE_URL; NULL: sqlite */
+    double batch_write_s;       /* general_settings.proxy_batch_write_at (default 10) */
+    bool allow_on_db_unavailable; /* general_settings.allow_requests_on_db_unavailable */
+    double key_cache_ttl_s;     /* general_settings.user_api_key_cache_ttl (default 60) */
+    bool disable_schema_update; /* general_settings.disable_prisma_schema_update or
+                                   DISABLE_SCHEMA_UPDATE=true */
+    bool disable_spend_logs;    /* general_settings.disable_spend_logs */
+    double max_budget;          /* litellm_settings.max_budget: proxy-wide budget; < 0 none */
+    char *price_file;           /* sluice_settings.model_prices_file: LiteLLM-format prices */
     bool json_logs;             /* litellm_settings.json_logs */
     bool drop_params;           /* litellm_settings.drop_params */
     double request_timeout;     /* default timeout (s) when a deployment has none */

@@ -6,7 +6,9 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
+#include "obs/log.h"
 #include "util/sbuf.h"
 
 const char *http_reason(int status)
@@ -51,6 +53,32 @@ void http_reply_json(struct evhttp_request *req, int status, const char *body, s
     evbuffer_add(b, body, len);
     t_status = status;
     evhttp_send_reply(req, status, http_reason(status), NULL);
+}
+
+static const char *method_str(enum evhttp_cmd_type t)
+{
+    switch (t) {
+    case EVHTTP_REQ_GET: return "GET";
+    case EVHTTP_REQ_POST: return "POST";
+    case EVHTTP_REQ_PUT: return "PUT";
+    case EVHTTP_REQ_DELETE: return "DELETE";
+    case EVHTTP_REQ_PATCH: return "PATCH";
+    case EVHTTP_REQ_HEAD: return "HEAD";
+    case EVHTTP_REQ_OPTIONS: return "OPTIONS";
+    default: return "OTHER";
+    }
+}
+
+void http_reply_json_logged(struct evhttp_request *req, int status, const char *body, size_t len)
+{
+    const char *uri = evhttp_request_get_uri(req);
+    char path[256];
+    size_t n = strcspn(uri, "?#");
+    snprintf(path, sizeof path, "%.*s", (int)(n < sizeof path ? n : sizeof path - 1), uri);
+    const char *method = method_str(evhttp_request_get_command(req));
+    http_reply_json(req, status, body, len);
+    log_access(&(log_access_rec){.method = method, .path = path, .status = status,
+                                 .upstream_ms = -1});
 }
 
 char *http_error_body(const char *message, const char *type, const char *param, int code,

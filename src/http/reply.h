@@ -18,6 +18,10 @@ void http_reply_error(struct evhttp_request *req, int status, const char *type,
                       const char *param, const char *fmt, ...)
     __attribute__((format(printf, 5, 6)));
 
+/* http_reply_json plus the request's access-log line: for asynchronous handlers, whose reply
+ * comes after the dispatcher has returned. */
+void http_reply_json_logged(struct evhttp_request *req, int status, const char *body, size_t len);
+
 /* The status of the last reply sent on this thread (0 = none since the reset); the dispatcher
  * uses it for the access log of synchronous handlers. */
 void http_last_status_reset(void);

@@ -29,6 +29,7 @@
 
 #include "auth/auth.h"
 #include "http/reply.h"
+#include "util/hash.h"
 #include "obs/log.h"
 
 static const http_route *g_routes;
@@ -92,6 +93,183 @@ static const char *method_name(enum evhttp_cmd_type t)
     }
 }
 
+/* A route path with "{name}" segments ("/key/{key}/regenerate") matches any one segment there;
+ * handlers read the value from the URI. Exact paths are compared first, so this only runs for
+ * the few templated routes. */
+static bool path_matches(const char *tmpl, const char *path)
+{
+    if (!strchr(tmpl, '{'))
+        return false;
+    while (*tmpl && *path) {
+        if (*tmpl == '{') {
+            const char *close = strchr(tmpl, '}');
+            if (!close)
+                return false;
+            size_t seg = strcspn(path, "/");
+            if (seg == 0)
+                return false;
+            tmpl = close + 1;
+            path += seg;
+            continue;
+        }
+        if (*tmpl != *path)
+            return false;
+        tmpl++;
+        path++;
+    }
+    return *tmpl == 0 && *path == 0;
+}
+
+static keycache *g_keys;
+static bool g_allow_on_db_unavailable;
+
+static void run_route(worker *w, struct evhttp_request *req, const http_route *route,
+                      const auth_ident *id)
+{
+    if ((route->flags & ROUTE_ADMIN) && !id->admin) {
+        char msg[256];
+        const char *uri = evhttp_request_get_uri(req);
+        snprintf(msg, sizeof msg, "user not allowed to access this route. Route=%.*s is an admin "
+                                  "only route", (int)strcspn(uri, "?#"), uri);
+        size_t len;
+        char *body = http_error_body(msg, "auth_error", "None", 403, &len);
+        if (route->flags & ROUTE_OWN_LOG)
+            http_reply_json_logged(req, 403, body ? body : "{}", body ? len : 2);
+        else
+            http_reply_json(req, 403, body ? body : "{}", body ? len : 2);
+        free(body);
+        return;
+    }
+    route->fn(w, req, id);
+}
+
+/* A virtual key's record arrived from the store. */
+typedef struct {
+    worker *w;
+    struct evhttp_request *req;
+    const http_route *route;
+    char token[65];
+} pending_auth;
+
+static void reply_401(struct evhttp_request *req, const http_route *route, const char *msg)
+{
+    size_t len;
+    char *body = http_error_body(msg, "auth_error", "None", 401, &len);
+    if (route->flags & ROUTE_OWN_LOG)
+        http_reply_json_logged(req, 401, body ? body : "{}", body ? len : 2);
+    else
+        http_reply_json(req, 401, body ? body : "{}", body ? len : 2);
+    free(body);
+}
+
+static bool admit_key(worker *w, struct evhttp_request *req, const http_route *route,
+                      const char *token, key_rec *rec, const char *db_error)
+{
+    if (!rec) {
+        if (db_error && g_allow_on_db_unavailable) {
+            /* LiteLLM's allow_requests_on_db_unavailable: let unknown keys through as users */
+            auth_ident id = {.kind = IDENT_KEY, .admin = false, .rec = NULL};
+            snprintf(id.token, sizeof id.token, "%s", token);
+            run_route(w, req, route, &id);
+            return true;
+        }
+        char msg[700];
+        if (db_error)
+            snprintf(msg, sizeof msg, "Authentication Error, the database is unavailable, so "
+                                      "this key cannot be checked: %s", db_error);
+        else
+            snprintf(msg, sizeof msg, "Authentication Error, Invalid proxy server token passed. "
+                                      "The key is neither the master key nor a known virtual "
+                                      "key.");
+        reply_401(req, route, msg);
+        return false;
+    }
+    auth_ident id = {.kind = IDENT_KEY, .rec = rec};
+    id.admin = rec->user_role && strcmp(rec->user_role, "proxy_admin") == 0;
+    snprintf(id.token, sizeof id.token, "%s", token);
+    run_route(w, req, route, &id);
+    key_rec_unref(rec);
+    return true;
+}
+
+static void on_key_loaded(void *arg, key_rec *rec, const char *db_error)
+{
+    pending_auth *p = arg;
+    worker *w = p->w;
+    http_last_status_reset();
+    admit_key(w, p->req, p->route, p->token, rec, db_error);
+    if (http_last_status() && !(p->route->flags & ROUTE_OWN_LOG)) {
+        const char *uri = evhttp_request_get_uri(p->req);
+        char path[256];
+        snprintf(path, sizeof path, "%.*s", (int)strcspn(uri, "?#"), uri);
+        log_access(&(log_access_rec){.method = method_name(evhttp_request_get_command(p->req)),
+                                     .path = path, .status = http_last_status(),
+                                     .upstream_ms = -1});
+    }
+    free(p);
+    http_async_end(w);
+}
+
+/* Resolves the caller and runs the route. Returns whether the handler logs its own line. */
+static bool authenticate(worker *w, struct evhttp_request *req, const http_route *route)
+{
+    bool own = route->flags & ROUTE_OWN_LOG;
+    const cfg *c = w->cfg;
+    if (!c->master_key) {
+        auth_ident id = {.kind = IDENT_OPEN, .admin = true};
+        run_route(w, req, route, &id);
+        return own;
+    }
+    size_t len = 0;
+    bool malformed;
+    const char *key = auth_extract(evhttp_request_get_input_headers(req), &len, &malformed);
+    if (malformed || !key) {
+        reply_401(req, route, auth_message(malformed ? AUTH_MALFORMED : AUTH_MISSING));
+        return own;
+    }
+    if (secret_equal(key, len, c->master_key, strlen(c->master_key))) {
+        auth_ident id = {.kind = IDENT_MASTER, .admin = true};
+        sha256_hex(key, len, id.token);
+        run_route(w, req, route, &id);
+        return own;
+    }
+    if (len < 3 || memcmp(key, "sk-", 3) != 0) {
+        char abbrev[16], msg[256];
+        auth_abbrev(key, len, abbrev);
+        snprintf(msg, sizeof msg, "Authentication Error, LiteLLM Virtual Key expected. Received=%s, "
+                                  "expected to start with 'sk-'.", abbrev);
+        reply_401(req, route, msg);
+        return own;
+    }
+    if (!g_keys) {
+        reply_401(req, route, auth_message(AUTH_INVALID));
+        return own;
+    }
+    char token[65];
+    sha256_hex(key, len, token);
+    pending_auth *p = malloc(sizeof *p);
+    if (!p) {
+        reply_401(req, route, "Authentication Error, out of memory");
+        return own;
+    }
+    *p = (pending_auth){.w = w, .req = req, .route = route};
+    memcpy(p->token, token, sizeof token);
+    key_rec *rec = NULL;
+    int rc = keycache_get(g_keys, token, w->mbox, on_key_loaded, p, &rec);
+    if (rc == 1) {
+        free(p);
+        admit_key(w, req, route, token, rec, NULL);
+        return own;
+    }
+    if (rc < 0) {
+        free(p);
+        reply_401(req, route, "Authentication Error, could not look up the key");
+        return own;
+    }
+    w->inflight++; /* the lookup is in flight; on_key_loaded ends it */
+    return true;   /* nothing to log now: the reply comes later */
+}
+
 static void dispatch(struct evhttp_request *req, void *arg)
 {
     worker *w = arg;
@@ -107,7 +285,7 @@ static void dispatch(struct evhttp_request *req, void *arg)
     const http_route *route = NULL;
     bool path_known = false;
     for (int i = 0; i < g_nroutes; i++) {
-        if (strcmp(g_routes[i].path, path) != 0)
+        if (strcmp(g_routes[i].path, path) != 0 && !path_matches(g_routes[i].path, path))
             continue;
         path_known = true;
         if (g_routes[i].methods & (int)method) {
@@ -148,17 +326,12 @@ static void dispatch(struct evhttp_request *req, void *arg)
                              method_name(method), path);
         else
             http_reply_error(req, 404, "not_found_error", NULL, "Not Found: %s", path);
-    } else if (!(route->flags & ROUTE_PUBLIC)) {
-        auth_result ar = auth_check(w->cfg, evhttp_request_get_input_headers(req));
-        if (ar == AUTH_OK || ar == AUTH_OPEN) {
-            own_log = route->flags & ROUTE_OWN_LOG;
-            route->fn(w, req);
-        } else {
-            http_reply_error(req, 401, "auth_error", "None", "%s", auth_message(ar));
-        }
-    } else {
+    } else if (route->flags & ROUTE_PUBLIC) {
+        auth_ident id = {.kind = IDENT_PUBLIC};
         own_log = route->flags & ROUTE_OWN_LOG;
-        route->fn(w, req);
+        route->fn(w, req, &id);
+    } else {
+        own_log = authenticate(w, req, route);
     }
     /* handlers that log their own line (the LLM path, with model and timings) say so */
     if (http_last_status() && !own_log)
@@ -347,6 +520,8 @@ int http_serve(const http_opts *o)
 {
     g_routes = o->routes;
     g_thread_exit = o->thread_exit;
+    g_keys = o->keys;
+    g_allow_on_db_unavailable = o->allow_on_db_unavailable;
     g_nroutes = o->nroutes;
     struct sockaddr_storage ss;
     socklen_t sslen;

@@ -10,6 +10,8 @@
 
 #include <event2/http.h>
 
+#include "auth/auth.h"
+#include "auth/keys.h"
 #include "config/config.h"
 #include "upstream/upstream.h"
 #include "util/mbox.h"
@@ -36,10 +38,13 @@ enum { WORKER_RUN, WORKER_DRAIN, WORKER_STOP };
 
 enum {
     ROUTE_PUBLIC = 1,  /* no key needed (health probes, /) */
-    ROUTE_OWN_LOG = 2, /* the handler writes its own access-log line */
+    ROUTE_OWN_LOG = 2, /* the handler writes its own access-log line (http_reply_json_logged,
+                          or the LLM path's richer line) */
+    ROUTE_ADMIN = 4,   /* only admins (master key, proxy_admin keys) */
 };
 
-typedef void (*http_handler)(worker *w, struct evhttp_request *req);
+/* id is the caller, resolved before the handler runs; valid for the duration of the call. */
+typedef void (*http_handler)(worker *w, struct evhttp_request *req, const auth_ident *id);
 
 typedef struct {
     const char *path;
@@ -55,6 +60,8 @@ typedef struct {
     const cfg *cfg;
     const http_route *routes;
     int nroutes;
+    keycache *keys;            /* virtual keys; NULL: only the master key is accepted */
+    bool allow_on_db_unavailable; /* unknown keys pass while the DB is down (LiteLLM's flag) */
     void (*thread_exit)(void); /* run by each worker thread as it ends (caches above http/) */
     /* run once every worker loop has stopped, before their mailboxes and loops are freed:
      * whatever may still post to a worker (token refreshes) stops here */

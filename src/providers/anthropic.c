@@ -1151,6 +1151,7 @@ static void fill_oai_usage(const anth_usage *a, oai_usage *u)
     u->completion_tokens = a->output;
     u->total_tokens = u->prompt_tokens + u->completion_tokens;
     u->cached_tokens = a->cache_read;
+    u->cache_creation_tokens = a->cache_create;
 }
 
 static void write_usage_json(sbuf *b, const anth_usage *a)

@@ -1572,6 +1572,7 @@ static void usage_fill(const gusage *g, oai_usage *u)
     u->completion_tokens = usage_completion(g);
     u->total_tokens = usage_total(g);
     u->cached_tokens = g->cached;
+    u->cache_creation_tokens = 0; /* Gemini bills cache storage, not cache writes */
 }
 
 /* ---- candidates → messages ---------------------------------------------------------------- */

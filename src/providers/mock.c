@@ -21,6 +21,7 @@ static void fill_usage(oai_usage *u, size_t prompt_bytes, size_t text_bytes)
     u->completion_tokens = est_tokens(text_bytes);
     u->total_tokens = u->prompt_tokens + u->completion_tokens;
     u->cached_tokens = -1;
+    u->cache_creation_tokens = -1;
 }
 
 static void add_usage(sbuf *b, const oai_usage *u)
@@ -239,6 +240,7 @@ char *mock_embeddings(const char *body, size_t body_len, const mock_ctx *c, size
     usage->completion_tokens = 0;
     usage->total_tokens = usage->prompt_tokens;
     usage->cached_tokens = -1;
+    usage->cache_creation_tokens = -1;
     sbuf_adds(&b, "],\"model\":");
     sbuf_add_jstr(&b, c->model);
     sbuf_addf(&b, ",\"usage\":{\"prompt_tokens\":%lld,\"total_tokens\":%lld}}",

@@ -63,6 +63,16 @@ int oai_parse_request(const char *body, size_t len, oai_request *r, char *err, s
                 jscan_is_true(body + so->val_off, jscan_find(body + so->val_off, inner, k,
                                                              "include_usage"));
     }
+    r->max_tokens = -1;
+    const jmember *mt = jscan_find(body, r->m, n, "max_completion_tokens");
+    if (!mt)
+        mt = jscan_find(body, r->m, n, "max_tokens");
+    double d;
+    if (mt && jscan_number(body + mt->val_off, mt->val_len, &d) && d >= 0)
+        r->max_tokens = (int64_t)d;
+    const jmember *um = jscan_find(body, r->m, n, "user");
+    if (um && body[um->val_off] == '"')
+        r->user = jscan_strdup(body + um->val_off, um->val_len);
     const jmember *mr = jscan_find(body, r->m, n, "mock_response");
     if (mr && !jscan_is_null(body, mr)) {
         r->mock_response = jscan_strdup(body + mr->val_off, mr->val_len);
@@ -78,7 +88,8 @@ void oai_request_free(oai_request *r)
 {
     free(r->model);
     free(r->mock_response);
-    r->model = r->mock_response = NULL;
+    free(r->user);
+    r->model = r->mock_response = r->user = NULL;
 }
 
 static void put(char *out, size_t *o, const char *s, size_t n)
@@ -180,6 +191,7 @@ bool oai_build_upstream_body_buf(const char *body, const oai_request *r,
 void oai_usage_init(oai_usage *u)
 {
     u->prompt_tokens = u->completion_tokens = u->total_tokens = u->cached_tokens = -1;
+    u->cache_creation_tokens = -1;
 }
 
 static int64_t member_int(const char *s, const jmember *m)
@@ -212,6 +224,7 @@ bool oai_usage_parse(const char *v, size_t len, oai_usage *u)
     u->prompt_tokens = member_int(v, jscan_find(v, m, n, "prompt_tokens"));
     u->completion_tokens = member_int(v, jscan_find(v, m, n, "completion_tokens"));
     u->total_tokens = member_int(v, jscan_find(v, m, n, "total_tokens"));
+    u->cache_creation_tokens = member_int(v, jscan_find(v, m, n, "cache_creation_input_tokens"));
     const jmember *d = jscan_find(v, m, n, "prompt_tokens_details");
     if (d && v[d->val_off] == '{') {
         jmember dm[16];

@@ -22,6 +22,8 @@ typedef struct {
     bool include_usage;   /* the client itself asked for stream usage */
     const jmember *stream_options;
     char *mock_response;  /* LiteLLM's request-level mock_response (heap; NULL when absent) */
+    int64_t max_tokens;   /* max_tokens / max_completion_tokens, -1 when absent */
+    char *user;           /* "user" (heap; NULL when absent): the end user, for spend logs */
 } oai_request;
 
 /* Parses body as a JSON object. Returns 0, or -1 with a client-facing message in err. */
@@ -46,7 +48,9 @@ bool oai_build_upstream_body_buf(const char *body, const oai_request *r,
 /* Token usage as reported by a provider. -1 = not reported. */
 typedef struct {
     int64_t prompt_tokens, completion_tokens, total_tokens;
-    int64_t cached_tokens;
+    int64_t cached_tokens;          /* prompt_tokens_details.cached_tokens (cache reads) */
+    int64_t cache_creation_tokens;  /* Anthropic-style cache writes (LiteLLM's
+                                       usage.cache_creation_input_tokens) */
 } oai_usage;
 
 void oai_usage_init(oai_usage *u);

@@ -724,7 +724,7 @@ static void test_ignored_once_per_key(void **state)
     fixture *f = *state;
     cfg *c = load_text(f, "general_settings:\n"
                           "  alerting: [slack]\n"
-                          "  database_url: postgres://x\n"
+                          "  alert_types: [llm_exceptions]\n"
                           "router_settings:\n"
                           "  routing_strategy: simple-shuffle\n"
                           "model_list:\n"
@@ -744,7 +744,7 @@ static void test_ignored_once_per_key(void **state)
         dump_problems(f);
     assert_non_null(c);
     assert_int_equal(count_ignored(c, "general_settings.alerting"), 1);
-    assert_int_equal(count_ignored(c, "general_settings.database_url"), 1);
+    assert_int_equal(count_ignored(c, "general_settings.alert_types"), 1);
     assert_int_equal(count_ignored(c, "router_settings.routing_strategy"), 1);
     assert_int_equal(count_ignored(c, "litellm_params.tpm"), 1);
     assert_int_equal(count_ignored(c, "litellm_params.custom_llm_provider"), 1);

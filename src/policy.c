@@ -1,0 +1,603 @@
+/* policy — see policy.h.
+ *
+ * The flusher is one thread that wakes every proxy_batch_write_at seconds (and once more at
+ * shutdown), takes the whole in-memory batch and hands it to the store as one job: spend rows
+ * inserted (ON CONFLICT DO NOTHING, so a batch replayed after a crash writes nothing twice) and
+ * entity totals incremented, in one transaction. If the database is away the batch goes back
+ * into the accumulator (spilling to a local file past its bound) and is retried next time, so
+ * spend waits and nothing is lost. After a successful write the cached records of the keys
+ * involved are dropped, so the next request reads the new totals from the database, and the
+ * written amounts leave the in-memory "unflushed" spend. */
+#include "policy.h"
+
+#include <event2/http.h>
+#include <fnmatch.h>
+#include <math.h>
+#include <stdarg.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "obs/log.h"
+#include "spend/spend.h"
+
+static lim *g_lim;
+static spend_accum *g_acc;
+static store *g_store;
+static keycache *g_kc;
+static const cfg *g_cfg;
+static pthread_t g_flusher;
+static bool g_flusher_started;
+static pthread_mutex_t g_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t g_cv = PTHREAD_COND_INITIALIZER;
+static bool g_stop;
+
+static void iso_time(time_t t, char out[32])
+{
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+static double now_wall(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* "30s", "15m", "2h", "30d", "1mo" → seconds (months as 30 days for the reset arithmetic of the
+ * database job: LiteLLM's resets are approximate too). -1 when unparsable. */
+static long duration_s(const char *d)
+{
+    if (!d || !*d)
+        return -1;
+    char *end;
+    long n = strtol(d, &end, 10);
+    if (end == d || n <= 0)
+        return -1;
+    if (!strcmp(end, "s"))
+        return n;
+    if (!strcmp(end, "m"))
+        return n * 60;
+    if (!strcmp(end, "h"))
+        return n * 3600;
+    if (!strcmp(end, "d"))
+        return n * 86400;
+    if (!strcmp(end, "mo"))
+        return n * 30 * 86400;
+    return -1;
+}
+
+/* ---- admission -------------------------------------------------------------------------- */
+
+static bool model_listed(char *const *models, int n, const char *model, const cfg_deployment *dep)
+{
+    for (int i = 0; i < n; i++) {
+        const char *m = models[i];
+        if (!strcmp(m, model) || !strcmp(m, "*") || !strcmp(m, "all-proxy-models"))
+            return true;
+        if (strchr(m, '*') && (fnmatch(m, model, 0) == 0 || (dep && fnmatch(m, dep->model, 0) == 0)))
+            return true;
+    }
+    return false;
+}
+
+static void list_models(char *const *models, int n, char *out, size_t len)
+{
+    size_t o = (size_t)snprintf(out, len, "[");
+    for (int i = 0; i < n && o < len; i++)
+        o += (size_t)snprintf(out + o, len - o, "%s'%s'", i ? ", " : "", models[i]);
+    if (o < len)
+        snprintf(out + o, len - o, "]");
+}
+
+static void deny(policy_denial *d, int status, const char *type, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static void deny(policy_denial *d, int status, const char *type, const char *fmt, ...)
+{
+    d->status = status;
+    d->type = type;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(d->message, sizeof d->message, fmt, ap);
+    va_end(ap);
+}
+
+const char *policy_alias(const auth_ident *id, const char *model)
+{
+    if (!id || id->kind != IDENT_KEY || !id->rec || !id->rec->aliases || !model)
+        return NULL;
+    const cJSON *a = cJSON_GetObjectItemCaseSensitive(id->rec->aliases, model);
+    return cJSON_IsString(a) ? a->valuestring : NULL;
+}
+
+static void spend_price_for(const cfg_deployment *dep, const char *model, spend_price *p,
+                            bool *known)
+{
+    spend_override ov;
+    spend_override_init(&ov);
+    const char *base = NULL;
+    if (dep) {
+        const cJSON *lp = dep->litellm_params;
+        const cJSON *v;
+        if ((v = cJSON_GetObjectItemCaseSensitive(lp, "input_cost_per_token")) && cJSON_IsNumber(v))
+            ov.input_cost_per_token = v->valuedouble;
+        if ((v = cJSON_GetObjectItemCaseSensitive(lp, "output_cost_per_token")) && cJSON_IsNumber(v))
+            ov.output_cost_per_token = v->valuedouble;
+        if ((v = cJSON_GetObjectItemCaseSensitive(lp, "cache_read_input_token_cost")) &&
+            cJSON_IsNumber(v))
+            ov.cache_read_input_token_cost = v->valuedouble;
+        if ((v = cJSON_GetObjectItemCaseSensitive(lp, "cache_creation_input_token_cost")) &&
+            cJSON_IsNumber(v))
+            ov.cache_creation_input_token_cost = v->valuedouble;
+        const cJSON *bm = cJSON_GetObjectItemCaseSensitive(dep->model_info, "base_model");
+        if (cJSON_IsString(bm))
+            base = bm->valuestring;
+    }
+    *known = spend_price_lookup(base, dep ? dep->model : model, NULL, &ov, p);
+}
+
+bool policy_admit(const auth_ident *id, const policy_request *pr, policy_grant *g,
+                  policy_denial *d)
+{
+    memset(g, 0, sizeof *g);
+    memset(d, 0, sizeof *d);
+    iso_time(time(NULL), g->start_time);
+    snprintf(g->token, sizeof g->token, "%s", id ? id->token : "");
+    g->active = true;
+    if (!id || id->kind != IDENT_KEY || !id->rec)
+        return true; /* master key / open proxy: no per-key policy */
+    key_rec *k = id->rec;
+    time_t now = time(NULL);
+    if (k->key.blocked) {
+        deny(d, 401, "auth_error", "Authentication Error, Key is blocked. Update via "
+                                   "`/key/unblock` if you're admin.");
+        goto refused;
+    }
+    if (k->expires && k->expires < now) {
+        char a[32], b[32];
+        iso_time(k->expires, a);
+        iso_time(now, b);
+        deny(d, 401, "expired_key", "Authentication Error - Expired Key. Key Expiry time %s and "
+                                    "current time %s", a, b);
+        goto refused;
+    }
+    if (k->has_team && k->team.blocked) {
+        deny(d, 401, "team_model_access_denied", "Authentication Error, Team=%s is blocked. "
+                                                 "Update via `/team/unblock` if you're admin.",
+             k->team.id);
+        goto refused;
+    }
+    /* model access: the key's list ("all-team-models" = the team's), then the team's */
+    char list[400];
+    bool all_team = false;
+    for (int i = 0; i < k->key.nmodels; i++)
+        all_team |= !strcmp(k->key.models[i], "all-team-models");
+    if (k->key.nmodels > 0 && !all_team &&
+        !model_listed(k->key.models, k->key.nmodels, pr->model, pr->dep)) {
+        list_models(k->key.models, k->key.nmodels, list, sizeof list);
+        deny(d, 401, "key_model_access_denied", "key not allowed to access model. This key can "
+                                                "only access models=%s. Tried to access %s",
+             list, pr->model);
+        goto refused;
+    }
+    if (k->has_team && k->team.nmodels > 0 &&
+        !model_listed(k->team.models, k->team.nmodels, pr->model, pr->dep)) {
+        list_models(k->team.models, k->team.nmodels, list, sizeof list);
+        deny(d, 401, "team_model_access_denied", "team not allowed to access model. This team "
+                                                 "can only access models=%s. Tried to access %s",
+             list, pr->model);
+        goto refused;
+    }
+    /* budgets, reserved all-or-nothing */
+    const key_entity *ents[4] = {&k->key, k->has_user ? &k->user : NULL,
+                                 k->has_team ? &k->team : NULL, k->has_org ? &k->org : NULL};
+    static const char *const prefix[4] = {"key:", "user:", "team:", "org:"};
+    for (int i = 0; i < 4; i++)
+        if (ents[i] && ents[i]->id)
+            snprintf(g->desc[i], sizeof g->desc[i], "%s%s", prefix[i], ents[i]->id);
+    lim_budget_check bc[4];
+    int nb = 0;
+    for (int i = 0; i < 4; i++)
+        if (ents[i] && g->desc[i][0] && ents[i]->max_budget >= 0)
+            bc[nb++] = (lim_budget_check){.entity = g->desc[i], .spend = ents[i]->spend,
+                                          .max_budget = ents[i]->max_budget};
+    if (nb) {
+        spend_price p;
+        bool known;
+        spend_price_for(pr->dep, pr->model, &p, &known);
+        double est = known ? spend_estimate(&p, pr->prompt_bytes, pr->max_tokens) : 0;
+        lim_budget_verdict bv;
+        int rc = lim_budget_reserve_all(g_lim, bc, nb, est, &g->resv, &bv);
+        if (rc == 0) {
+            deny(d, 400, "budget_exceeded", "x");
+            lim_format_budget_refusal(&bv, d->message, sizeof d->message);
+            goto refused;
+        }
+        g->reserved = rc == 1;
+    }
+    /* rate limits, all-or-nothing across key, user, team, organization */
+    for (int i = 0; i < 4; i++) {
+        if (!ents[i] || !g->desc[i][0])
+            continue;
+        if (ents[i]->rpm_limit < 0 && ents[i]->tpm_limit < 0 && ents[i]->max_parallel < 0)
+            continue;
+        g->checks[g->nchecks++] = (lim_check){.key = g->desc[i], .rpm_limit = ents[i]->rpm_limit,
+                                              .tpm_limit = ents[i]->tpm_limit,
+                                              .max_parallel = ents[i]->max_parallel};
+    }
+    if (g->nchecks) {
+        int rc = lim_admit(g_lim, g->checks, g->nchecks, now_wall(), &g->verdict);
+        if (rc == 0) {
+            deny(d, 429, "rate_limit_error", "x");
+            lim_format_refusal(&g->verdict, d->message, sizeof d->message);
+            d->retry_after = g->verdict.retry_after;
+            snprintf(d->limit_type, sizeof d->limit_type, "%s", lim_kind_name(g->verdict.kind));
+            if (g->reserved)
+                lim_budget_settle(g_lim, &g->resv, 0);
+            g->reserved = false;
+            goto refused;
+        }
+        g->admitted = rc == 1;
+    }
+    key_rec_ref(k);
+    g->rec = k;
+    return true;
+refused:
+    memset(g, 0, sizeof *g);
+    return false;
+}
+
+void policy_rate_headers(const policy_grant *g, struct evkeyvalq *h)
+{
+    if (!g->admitted)
+        return;
+    char v[32];
+    if (g->verdict.requests.limit >= 0) {
+        snprintf(v, sizeof v, "%lld", (long long)g->verdict.requests.limit);
+        evhttp_add_header(h, "x-ratelimit-limit-requests", v);
+        snprintf(v, sizeof v, "%lld", (long long)g->verdict.requests.remaining);
+        evhttp_add_header(h, "x-ratelimit-remaining-requests", v);
+    }
+    if (g->verdict.tokens.limit >= 0) {
+        snprintf(v, sizeof v, "%lld", (long long)g->verdict.tokens.limit);
+        evhttp_add_header(h, "x-ratelimit-limit-tokens", v);
+        snprintf(v, sizeof v, "%lld", (long long)g->verdict.tokens.remaining);
+        evhttp_add_header(h, "x-ratelimit-remaining-tokens", v);
+    }
+}
+
+double policy_key_spend(const policy_grant *g)
+{
+    if (!g->rec)
+        return -1;
+    char e[80];
+    snprintf(e, sizeof e, "key:%s", g->rec->token);
+    return g->rec->key.spend + lim_budget_spend(g_lim, e);
+}
+
+void policy_end(policy_grant *g, const policy_outcome *o, double *cost_out)
+{
+    *cost_out = -1;
+    if (!g->active)
+        return;
+    const policy_request *pr = o->req;
+    spend_price p;
+    bool known;
+    spend_price_for(pr ? pr->dep : NULL, pr ? pr->model : NULL, &p, &known);
+    spend_usage su;
+    spend_usage_from_oai(o->usage, o->usage->cache_creation_tokens, &su);
+    bool have_usage = o->usage->prompt_tokens >= 0 || o->usage->completion_tokens >= 0;
+    double cost = 0;
+    bool ok2xx = o->status >= 200 && o->status < 300;
+    if (known && have_usage)
+        known = spend_cost(&p, &su, &cost);
+    else if (have_usage && ok2xx && pr && pr->dep && !pr->dep->mock_response && spend_warn_once(pr->dep->model))
+        log_msg(LOG_WARN, "no price for model %s: its spend is recorded as unknown "
+                          "(cost_known=0), not as $0", pr->dep->model);
+    bool cost_known = known && have_usage;
+    if (!have_usage)
+        cost = 0;
+    *cost_out = cost_known ? cost : -1;
+    int64_t total = o->usage->total_tokens >= 0 ? o->usage->total_tokens
+                    : (o->usage->prompt_tokens > 0 ? o->usage->prompt_tokens : 0) +
+                          (o->usage->completion_tokens > 0 ? o->usage->completion_tokens : 0);
+    if (g->admitted) {
+        if (total > 0)
+            lim_add_tokens(g_lim, &g->verdict.ticket, total, now_wall());
+        lim_release(g_lim, &g->verdict.ticket);
+    }
+    if (g->reserved)
+        lim_budget_settle(g_lim, &g->resv, cost_known ? cost : 0);
+    /* the spend row: every request that was admitted, with its status */
+    const key_rec *k = g->rec;
+    char end[32];
+    iso_time(time(NULL), end);
+    spend_row row = {
+        .request_id = o->request_id,
+        .call_type = o->call_type,
+        .api_key = g->token[0] ? g->token : NULL,
+        .spend = cost_known ? cost : 0,
+        /* no usage on a failed call: it cost nothing; on a success: unknown, never "$0" */
+        .cost_known = have_usage ? cost_known : !ok2xx,
+        .total_tokens = total,
+        .prompt_tokens = o->usage->prompt_tokens > 0 ? o->usage->prompt_tokens : 0,
+        .completion_tokens = o->usage->completion_tokens > 0 ? o->usage->completion_tokens : 0,
+        .cache_read_tokens = su.cache_read_tokens > 0 ? su.cache_read_tokens : 0,
+        .cache_creation_tokens = su.cache_creation_tokens > 0 ? su.cache_creation_tokens : 0,
+        .start_time = g->start_time,
+        .end_time = end,
+        .model = pr && pr->dep ? pr->dep->model : (pr ? pr->model : NULL),
+        .model_group = pr ? pr->model : NULL,
+        .model_id = pr && pr->dep ? pr->dep->id : NULL,
+        .custom_llm_provider = pr && pr->dep ? pr->dep->provider : NULL,
+        .user_id = k && k->has_user ? k->user.id : NULL,
+        .team_id = k && k->has_team ? k->team.id : NULL,
+        .organization_id = k && k->has_org ? k->org.id : NULL,
+        .end_user = o->end_user,
+        .status = ok2xx ? "success" : "failure",
+        .metadata = "{}",
+    };
+    if (!g_cfg->disable_spend_logs) {
+        spend_accum_add(g_acc, &row);
+    } else if (cost_known && cost > 0) {
+        if (row.api_key)
+            spend_accum_add_increment(g_acc, SPEND_KEY, row.api_key, cost);
+        if (row.user_id)
+            spend_accum_add_increment(g_acc, SPEND_USER, row.user_id, cost);
+        if (row.team_id)
+            spend_accum_add_increment(g_acc, SPEND_TEAM, row.team_id, cost);
+        if (row.organization_id)
+            spend_accum_add_increment(g_acc, SPEND_ORG, row.organization_id, cost);
+    }
+    key_rec_unref(g->rec);
+    memset(g, 0, sizeof *g);
+}
+
+/* ---- the flusher ------------------------------------------------------------------------ */
+
+typedef struct {
+    store_job job;
+    spend_batch batch;
+    bool finished;
+    char reset_keys[8][65];  /* a few reset entities to drop from the cache (all when more) */
+    int nreset;
+    bool reset_many;
+} flush_job;
+
+static const char *const inc_table[] = {"sluice_keys", "sluice_users", "sluice_teams",
+                                        "sluice_organizations"};
+static const char *const inc_idcol[] = {"token", "user_id", "team_id", "organization_id"};
+
+static char *num_str(double v, char out[40])
+{
+    snprintf(out, 40, "%.17g", v);
+    return out;
+}
+
+static char *int_str(int64_t v, char out[24])
+{
+    snprintf(out, 24, "%lld", (long long)v);
+    return out;
+}
+
+static int flush_run(db_conn *c, store_job *j)
+{
+    flush_job *fj = (flush_job *)j;
+    spend_batch *b = &fj->batch;
+    if (db_begin(c, j->err, sizeof j->err) < 0)
+        return -1;
+    static const char ins[] =
+        "INSERT INTO sluice_spend_logs (request_id, call_type, api_key, spend, cost_known, "
+        "total_tokens, prompt_tokens, completion_tokens, cache_read_tokens, "
+        "cache_creation_tokens, start_time, end_time, model, model_group, model_id, "
+        "custom_llm_provider, user_id, team_id, organization_id, end_user, status, metadata) "
+        "VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22) "
+        "ON CONFLICT (request_id) DO NOTHING";
+    for (size_t i = 0; i < b->nrows; i++) {
+        const spend_row *r = b->rows[i];
+        char sp[40], t1[24], t2[24], t3[24], t4[24], t5[24];
+        const char *p[22] = {r->request_id, r->call_type, r->api_key, num_str(r->spend, sp),
+                             r->cost_known ? "1" : "0", int_str(r->total_tokens, t1),
+                             int_str(r->prompt_tokens, t2), int_str(r->completion_tokens, t3),
+                             int_str(r->cache_read_tokens, t4),
+                             int_str(r->cache_creation_tokens, t5), r->start_time, r->end_time,
+                             r->model, r->model_group, r->model_id, r->custom_llm_provider,
+                             r->user_id, r->team_id, r->organization_id, r->end_user,
+                             r->status ? r->status : "success", r->metadata ? r->metadata : "{}"};
+        if (db_exec(c, ins, 22, p, NULL, j->err, sizeof j->err) < 0)
+            goto fail;
+    }
+    char now[32];
+    iso_time(time(NULL), now);
+    for (size_t i = 0; i < b->nincs; i++) {
+        const spend_increment *inc = &b->incs[i];
+        char sql[200], amt[40];
+        snprintf(sql, sizeof sql, "UPDATE %s SET spend = spend + $1, updated_at = $2 WHERE %s = $3",
+                 inc_table[inc->kind], inc_idcol[inc->kind]);
+        const char *p[3] = {num_str(inc->amount, amt), now, inc->id};
+        if (db_exec(c, sql, 3, p, NULL, j->err, sizeof j->err) < 0)
+            goto fail;
+    }
+    /* budget_duration resets that are due: spend back to 0, next reset scheduled */
+    for (int t = 0; t < 4; t++) {
+        char sql[300];
+        db_result r = {0};
+        snprintf(sql, sizeof sql, "SELECT %s AS id, budget_duration FROM %s WHERE "
+                                  "budget_reset_at IS NOT NULL AND budget_reset_at <= $1",
+                 inc_idcol[t], inc_table[t]);
+        const char *p1[1] = {now};
+        if (db_exec(c, sql, 1, p1, &r, j->err, sizeof j->err) < 0)
+            goto fail;
+        for (int row = 0; row < r.nrows; row++) {
+            const char *id = db_value(&r, row, "id");
+            long dur = duration_s(db_value(&r, row, "budget_duration"));
+            char next[32];
+            iso_time(time(NULL) + (dur > 0 ? dur : 86400), next);
+            snprintf(sql, sizeof sql, "UPDATE %s SET spend = 0, budget_reset_at = $1 WHERE %s = $2",
+                     inc_table[t], inc_idcol[t]);
+            const char *p2[2] = {next, id};
+            if (db_exec(c, sql, 2, p2, NULL, j->err, sizeof j->err) < 0) {
+                db_result_free(&r);
+                goto fail;
+            }
+            char ent[100];
+            static const char *const pre[4] = {"key:", "user:", "team:", "org:"};
+            snprintf(ent, sizeof ent, "%s%s", pre[t], id ? id : "");
+            lim_budget_reset(g_lim, ent);
+            if (t == 0 && fj->nreset < 8 && id)
+                snprintf(fj->reset_keys[fj->nreset++], 65, "%s", id);
+            else
+                fj->reset_many = true;
+        }
+        db_result_free(&r);
+    }
+    if (db_commit(c, j->err, sizeof j->err) < 0)
+        goto fail;
+    return 0;
+fail:
+    db_rollback(c);
+    return -1;
+}
+
+static void flush_done(store_job *j)
+{
+    pthread_mutex_lock(&g_mu);
+    ((flush_job *)j)->finished = true;
+    pthread_cond_broadcast(&g_cv);
+    pthread_mutex_unlock(&g_mu);
+}
+
+/* One flush: take, write, wait for the store's answer. Returns whether more is pending. */
+static bool flush_once(void)
+{
+    flush_job *fj = calloc(1, sizeof *fj);
+    if (!fj)
+        return false;
+    long n = spend_accum_take(g_acc, &fj->batch);
+    (void)n;
+    fj->job.run = flush_run;
+    fj->job.done = flush_done;
+    fj->job.reply_to = NULL;
+    if (store_submit(g_store, &fj->job) < 0) {
+        spend_accum_restore(g_acc, &fj->batch);
+        spend_batch_free(&fj->batch);
+        free(fj);
+        return false;
+    }
+    pthread_mutex_lock(&g_mu);
+    while (!fj->finished)
+        pthread_cond_wait(&g_cv, &g_mu);
+    pthread_mutex_unlock(&g_mu);
+    spend_batch *b = &fj->batch;
+    if (fj->job.status != 0) {
+        if (b->nrows || b->nincs)
+            log_msg(LOG_WARN, "spend: %zu rows wait for the database (%s)", b->nrows,
+                    fj->job.err);
+        spend_accum_restore(g_acc, b);
+    } else {
+        /* written: drop the cached records so the new totals are read, then the in-memory
+         * delta (in that order: a reload in between over-counts briefly, never under-counts) */
+        for (size_t i = 0; i < b->nincs; i++) {
+            const spend_increment *inc = &b->incs[i];
+            if (inc->kind == SPEND_KEY)
+                keycache_invalidate(g_kc, inc->id);
+            else if (inc->kind == SPEND_USER)
+                keycache_invalidate_owner(g_kc, NULL, inc->id);
+            else if (inc->kind == SPEND_TEAM)
+                keycache_invalidate_owner(g_kc, inc->id, NULL);
+            else
+                keycache_invalidate(g_kc, NULL);
+        }
+        if (fj->reset_many)
+            keycache_invalidate(g_kc, NULL);
+        for (int i = 0; i < fj->nreset; i++)
+            keycache_invalidate(g_kc, fj->reset_keys[i]);
+        static const char *const pre[4] = {"key:", "user:", "team:", "org:"};
+        for (size_t i = 0; i < b->nincs; i++) {
+            char ent[100];
+            snprintf(ent, sizeof ent, "%s%s", pre[b->incs[i].kind], b->incs[i].id);
+            lim_budget_flushed(g_lim, ent, b->incs[i].amount);
+        }
+    }
+    bool ok = fj->job.status == 0;
+    spend_batch_free(b);
+    free(fj);
+    spend_accum_stats st;
+    spend_accum_get_stats(g_acc, &st);
+    return ok && st.spill_pending;
+}
+
+static void *flusher_main(void *arg)
+{
+    (void)arg;
+    for (;;) {
+        pthread_mutex_lock(&g_mu);
+        if (!g_stop) {
+            struct timespec ts;
+            clock_gettime(CLOCK_REALTIME, &ts);
+            double t = g_cfg->batch_write_s;
+            ts.tv_sec += (time_t)t;
+            ts.tv_nsec += (long)((t - floor(t)) * 1e9);
+            if (ts.tv_nsec >= 1000000000L) {
+                ts.tv_sec++;
+                ts.tv_nsec -= 1000000000L;
+            }
+            pthread_cond_timedwait(&g_cv, &g_mu, &ts);
+        }
+        bool stop = g_stop;
+        pthread_mutex_unlock(&g_mu);
+        int rounds = 0;
+        while (flush_once() && rounds++ < 100) { /* drain a spill backlog */
+        }
+        if (stop)
+            break;
+    }
+    return NULL;
+}
+
+int policy_init(const cfg *c, store *st, keycache *kc)
+{
+    g_cfg = c;
+    g_store = st;
+    g_kc = kc;
+    g_lim = lim_new(NULL);
+    g_acc = spend_accum_new(0, NULL);
+    if (!g_lim || !g_acc)
+        return -1;
+    if (c->price_file) {
+        char err[512];
+        if (spend_price_load_file(c->price_file, err, sizeof err) < 0)
+            log_msg(LOG_WARN, "model prices file %s not loaded: %s", c->price_file, err);
+    }
+    /* the flusher must not take SIGTERM/SIGINT: the main thread turns those into a drain */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, &old);
+    int rc = pthread_create(&g_flusher, NULL, flusher_main, NULL);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (rc != 0)
+        return -1;
+    g_flusher_started = true;
+    return 0;
+}
+
+void policy_shutdown(void)
+{
+    if (!g_flusher_started)
+        return;
+    pthread_mutex_lock(&g_mu);
+    g_stop = true;
+    pthread_cond_broadcast(&g_cv);
+    pthread_mutex_unlock(&g_mu);
+    pthread_join(g_flusher, NULL);
+    g_flusher_started = false;
+    spend_accum_free(g_acc);
+    lim_free(g_lim);
+    g_acc = NULL;
+    g_lim = NULL;
+}

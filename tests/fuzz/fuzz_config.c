@@ -1,0 +1,168 @@
+/* fuzz_config — config/config: the input written to a file and read both as a .env file
+ * (cfg_load_dotenv) and as config.yaml (cfg_load), then every problem formatted and the
+ * snapshot freed.
+ *
+ * Both readers change the process environment (.env lines, environment_variables:), and
+ * cfg_load reads it (os.environ/VAR, LITELLM_MASTER_KEY, proxies). So that an input always runs
+ * the same way, the environment is put back as it was at start-up after each step: variables
+ * that appeared are unset, changed ones restored. (glibc keeps every string setenv() ever made;
+ * that memory is reachable, not a leak.)
+ *
+ * The file lives in a private temporary directory (no .env beside it: cfg_load would read one)
+ * removed at exit. Oracles: cfg_load returns a snapshot exactly when no error was reported,
+ * *yaml_error only with an error, every problem has a message and formats to text. */
+#include "fuzz_common.h"
+
+#include <unistd.h>
+
+#include "config/config.h"
+
+extern char **environ;
+
+static char dir[4096], path[4200];
+static char **env0; /* "NAME=value" copies of the start-up environment */
+static size_t nenv0;
+
+static void cleanup(void)
+{
+    if (path[0])
+        unlink(path);
+    if (dir[0])
+        rmdir(dir);
+}
+
+static void init(void)
+{
+    const char *tmp = getenv("TMPDIR");
+    snprintf(dir, sizeof dir, "%s/sluice-fuzz-config-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+    FZ_CHECK(mkdtemp(dir) != NULL, "mkdtemp %s", dir);
+    snprintf(path, sizeof path, "%s/config.yaml", dir);
+    atexit(cleanup);
+    for (char **e = environ; *e; e++)
+        nenv0++;
+    env0 = calloc(nenv0 + 1, sizeof *env0);
+    FZ_CHECK(env0 != NULL, "calloc");
+    for (size_t i = 0; i < nenv0; i++)
+        env0[i] = strdup(environ[i]);
+}
+
+static const char *env0_value(const char *name, size_t nl)
+{
+    for (size_t i = 0; i < nenv0; i++)
+        if (strncmp(env0[i], name, nl) == 0 && env0[i][nl] == '=')
+            return env0[i] + nl + 1;
+    return NULL;
+}
+
+static void restore_env(void)
+{
+    /* unset what appeared; collect names first, since unsetenv reshuffles environ */
+    size_t n = 0;
+    for (char **e = environ; *e; e++)
+        n++;
+    char **names = calloc(n + 1, sizeof *names);
+    FZ_CHECK(names != NULL, "calloc");
+    size_t k = 0;
+    for (char **e = environ; *e; e++) {
+        const char *eq = strchr(*e, '=');
+        size_t nl = eq ? (size_t)(eq - *e) : strlen(*e);
+        const char *v0 = env0_value(*e, nl);
+        if (!v0 || !eq || strcmp(v0, eq + 1) != 0)
+            names[k++] = strndup(*e, nl);
+    }
+    for (size_t i = 0; i < k; i++) {
+        const char *v0 = env0_value(names[i], strlen(names[i]));
+        if (v0)
+            setenv(names[i], v0, 1);
+        else
+            unsetenv(names[i]);
+        free(names[i]);
+    }
+    free(names);
+}
+
+/* libfyaml 0.7.12 (Debian 12) loops forever on a directive line ('%' at a line start) holding
+ * a byte that is not UTF-8, e.g. the two bytes "%\xff"; FUZZ_KNOWN=fyaml_directive_hang skips
+ * such inputs so the rest of the loader gets fuzzed. */
+static bool valid_utf8(const uint8_t *s, size_t n)
+{
+    for (size_t i = 0; i < n;) {
+        uint8_t c = s[i];
+        size_t k = c < 0x80             ? 1
+                   : (c & 0xE0) == 0xC0 ? 2
+                   : (c & 0xF0) == 0xE0 ? 3
+                   : (c & 0xF8) == 0xF0 ? 4
+                                        : 0;
+        if (k == 0 || i + k > n)
+            return false;
+        for (size_t j = 1; j < k; j++)
+            if ((s[i + j] & 0xC0) != 0x80)
+                return false;
+        i += k;
+    }
+    return true;
+}
+
+static bool directive_line(const uint8_t *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (s[i] == '%' && (i == 0 || s[i - 1] == '\n' || s[i - 1] == '\r'))
+            return true;
+    return false;
+}
+
+static void check_problems(const cfg_problems *pr, bool *any_error)
+{
+    *any_error = false;
+    for (size_t i = 0; i < pr->n; i++) {
+        FZ_CHECK(pr->v[i].msg != NULL, "problem without a message");
+        if (!pr->v[i].warning)
+            *any_error = true;
+        char line[1024];
+        cfg_problem_format(&pr->v[i], line, sizeof line);
+        FZ_CHECK(memchr(line, 0, sizeof line) != NULL, "unterminated problem text");
+    }
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    if (!env0)
+        init();
+    FILE *f = fopen(path, "wb");
+    FZ_CHECK(f != NULL, "cannot write %s", path);
+    FZ_CHECK(fwrite(data, 1, size, f) == size, "short write");
+    fclose(f);
+
+    cfg_problems pr = {0};
+    int set = cfg_load_dotenv(path, &pr);
+    FZ_CHECK(set >= 0, "cfg_load_dotenv could not read its file");
+    bool any_error;
+    check_problems(&pr, &any_error);
+    FZ_CHECK(!any_error, ".env problems are warnings only");
+    cfg_problems_free(&pr);
+    restore_env();
+
+    if (fz_known("fyaml_directive_hang") && directive_line(data, size) && !valid_utf8(data, size))
+        return 0;
+
+    cfg_problems pr2 = {0};
+    bool yaml_error = true;
+    cfg *c = cfg_load(path, &pr2, &yaml_error);
+    check_problems(&pr2, &any_error);
+    FZ_CHECK(!c == any_error, "cfg_load %s but %s error was reported", c ? "succeeded" : "failed",
+             any_error ? "an" : "no");
+    FZ_CHECK(!yaml_error || !c, "yaml_error set on success");
+    if (c) {
+        for (size_t i = 0; i < c->ndeps; i++) {
+            const cfg_deployment *d = &c->deps[i];
+            FZ_CHECK(d->model_name && d->model, "deployment %zu without names", i);
+            FZ_CHECK(cfg_find_model(c, d->model_name) != NULL, "cfg_find_model missed %s",
+                     d->model_name);
+        }
+        FZ_CHECK(cfg_find_model(c, "\x01no-such-model") == NULL, "found a model never defined");
+    }
+    cfg_free(c);
+    cfg_problems_free(&pr2);
+    restore_env();
+    return 0;
+}
