@@ -4,7 +4,7 @@ JOBS  ?= $(shell nproc 2>/dev/null || echo 2)
 PORT  ?= 4000
 HOST  ?= 127.0.0.1
 
-.PHONY: all deps deps-test build build-asan run test unit e2e e2e-asan unit-asan bench clean
+.PHONY: all deps deps-test build build-asan run test unit unit-pg e2e e2e-asan unit-asan bench clean
 
 all: build
 
@@ -43,9 +43,15 @@ e2e-asan: build-asan
 	cd tests/e2e && SLUICE_BIN=$(CURDIR)/build-asan/sluice SLUICE_SANITIZED=1 \
 	  node --test --test-concurrency=1 *.test.mjs
 
+# The store's unit tests against a throwaway PostgreSQL (scripts/pg.sh starts and stops it).
+unit-pg: build
+	@d=$$(mktemp -d /tmp/sluice-pg.XXXXXX); url=$$(scripts/pg.sh start $$d $${PG_PORT:-55432}) || exit 1; \
+	(cd build && SLUICE_TEST_PG_URL=$$url ctest --output-on-failure -R 'test_store|test_dburl'); rc=$$?; \
+	scripts/pg.sh stop $$d; exit $$rc
+
 # Every test: unit and e2e on the release build, then both again under ASan+UBSan.
 test: deps-test
-	$(MAKE) unit e2e unit-asan e2e-asan
+	$(MAKE) unit unit-pg e2e unit-asan e2e-asan
 
 # libFuzzer harnesses (tests/fuzz/): clang + ASan/UBSan build in build-fuzz/, regressions
 # replayed, then every harness fuzzed for FUZZ_SECONDS. Needs clang and libclang-rt-14-dev.
