@@ -4,9 +4,12 @@
 # Starts, on 127.0.0.1 only and inside a temp dir:
 #   - a mock OpenAI upstream (nginx, 1 worker, canned JSON / SSE answers),
 #   - a reference reverse proxy (nginx proxy_pass, 2 workers) -> mock,
-#   - sluice (build/sluice, 2 workers) -> mock,
+#   - sluice (build/sluice, 2 workers, working directory = the temp dir, so
+#     its SQLite store sluice.db and spend spill file land there) -> mock,
 # then drives each target with wrk in three scenarios and reports req/s,
-# p50/p99, ratios against nginx, added latency and sluice memory.
+# p50/p99, ratios against nginx, added latency and sluice memory. A fourth
+# scenario (vkey64) drives sluice alone with the master key vs a virtual key
+# (budget, limits, spend tracking) and checks the key's recorded spend.
 #
 # Environment (all optional):
 #   BENCH_SECONDS=10        length of each measurement, seconds
@@ -14,7 +17,8 @@
 #   BENCH_WARMUP=1          warm-up before each measurement, seconds
 #   BENCH_ROUNDS=2          rounds per scenario (proxy order alternates)
 #   BENCH_TARGETS=direct,nginx,sluice      subset of targets to run
-#   BENCH_SCENARIOS=c64,c1,stream64        subset of scenarios to run
+#   BENCH_SCENARIOS=c64,c1,stream64,vkey64 subset of scenarios to run
+#                           (vkey64 needs the sluice target)
 #   BENCH_PORT_BASE=N       first port to try (default: random 20000-39999)
 #   BENCH_RESULTS_DIR=DIR   where latest.md and raw/ go (default bench/results)
 #   BENCH_KEEP_TMP=1        keep the temp dir (configs, logs) after the run
@@ -40,7 +44,7 @@ fi
 WARMUP_S=${BENCH_WARMUP:-1}
 ROUNDS=${BENCH_ROUNDS:-2}
 TARGETS_CSV=${BENCH_TARGETS:-direct,nginx,sluice}
-SCENARIOS_CSV=${BENCH_SCENARIOS:-c64,c1,stream64}
+SCENARIOS_CSV=${BENCH_SCENARIOS:-c64,c1,stream64,vkey64}
 SLUICE_BIN=${SLUICE_BIN:-$REPO_DIR/build/sluice}
 RESULTS_DIR=${BENCH_RESULTS_DIR:-$BENCH_DIR/results}
 NGINX=${NGINX:-nginx}
@@ -50,6 +54,15 @@ MASTER_KEY=sk-bench-master-key
 WRK_TIMEOUT=5s
 IDLE_RSS_LIMIT_KB=15360     # 15 MiB
 TPUT_MIN_RATIO=0.5
+VKEY_MIN_RATIO=0.9          # vkey64: virtual key req/s / master key req/s
+# Prices given to bench-model (the non-streaming deployment) and the usage the
+# mock answers with (231 prompt + 24 completion tokens): the expected spend of
+# one request, to cross-check the virtual key's recorded spend.
+PRICE_IN=0.0000025
+PRICE_OUT=0.00001
+MOCK_PROMPT_TOKENS=231
+MOCK_COMPLETION_TOKENS=24
+VKEY_BODY='{"models": [], "max_budget": 1000000, "rpm_limit": 100000000, "tpm_limit": 100000000000}'
 ADDED_P50_MAX_RATIO=2
 
 BODY_NONSTREAM=$BENCH_DIR/wrk/body-nonstream.json
@@ -109,10 +122,18 @@ for t in ${TARGETS_CSV//,/ }; do
 done
 [[ ${#TARGETS[@]} -gt 0 ]] || die "BENCH_TARGETS selects no target"
 SCENARIOS=()
-for s in c64 c1 stream64; do has "$s" "$SCENARIOS_CSV" && SCENARIOS+=("$s"); done
+for s in c64 c1 stream64 vkey64; do has "$s" "$SCENARIOS_CSV" && SCENARIOS+=("$s"); done
 for s in ${SCENARIOS_CSV//,/ }; do
-    case "$s" in c64|c1|stream64) ;; *) die "unknown scenario '$s' in BENCH_SCENARIOS (use c64,c1,stream64)";; esac
+    case "$s" in c64|c1|stream64|vkey64) ;; *) die "unknown scenario '$s' in BENCH_SCENARIOS (use c64,c1,stream64,vkey64)";; esac
 done
+# vkey64 compares two ways of calling sluice; without the sluice target there
+# is nothing to measure. Drop it (it is in the default list) with a note.
+if has vkey64 "$SCENARIOS_CSV" && ! has sluice "$TARGETS_CSV"; then
+    log "scenario vkey64 skipped: it needs the sluice target (BENCH_TARGETS=$TARGETS_CSV)"
+    for i in "${!SCENARIOS[@]}"; do [[ "${SCENARIOS[$i]}" == vkey64 ]] && unset "SCENARIOS[$i]"; done
+    SCENARIOS=("${SCENARIOS[@]}")
+    SCENARIOS_CSV=${SCENARIOS[*]:-}; SCENARIOS_CSV=${SCENARIOS_CSV// /,}
+fi
 [[ ${#SCENARIOS[@]} -gt 0 ]] || die "BENCH_SCENARIOS selects no scenario"
 
 need_cmd "$NGINX" "nginx-light (or nginx)"
@@ -125,6 +146,8 @@ for f in "$LUA" "$BODY_NONSTREAM" "$BODY_STREAM" "$BENCH_DIR/nginx/mock.conf.in"
 done
 if has sluice "$TARGETS_CSV"; then
     [[ -x "$SLUICE_BIN" ]] || die "sluice binary not found at $SLUICE_BIN (run 'make build', or set BENCH_TARGETS=direct,nginx)"
+    # sluice runs with the temp dir as its working directory: make the path absolute.
+    [[ "$SLUICE_BIN" == /* ]] || SLUICE_BIN=$PWD/$SLUICE_BIN
 fi
 
 # --------------------------------------------------------------- cleanup --
