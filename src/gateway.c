@@ -259,24 +259,27 @@ static const char *call_type(const llm_req *r)
            : r->ep == EP_COMPLETIONS ? "atext_completion" : "acompletion";
 }
 
-/* Settles limits, budget and the spend row; returns the cost (-1 unknown). Idempotent. */
-static double end_policy(llm_req *r, int status)
+/* Settles limits, budget and the spend row; res says what to report. Idempotent. */
+static void end_policy(llm_req *r, int status, policy_result *res)
 {
-    double cost = -1;
+    policy_result ignored;
+    if (!res)
+        res = &ignored;
+    res->cost = res->key_spend = -1;
+    res->requests.limit = res->tokens.limit = -1;
     if (r->policy_ended || !r->grant.active)
-        return cost;
+        return;
     r->policy_ended = true;
     policy_outcome o = {.request_id = r->call_id, .call_type = call_type(r), .req = &r->preq,
                         .usage = &r->usage, .status = status, .end_user = r->end_user};
-    policy_end(&r->grant, &o, &cost);
-    return cost;
+    policy_end(&r->grant, &o, res);
 }
 
-static void add_spend_headers(llm_req *r, struct evkeyvalq *h, double cost);
+static void add_spend_headers(struct evkeyvalq *h, const policy_result *res);
 
 static void finish(llm_req *r, int status)
 {
-    end_policy(r, status);
+    end_policy(r, status, NULL);
     double upstream_ms = r->t_up_start > 0 ? r->upstream_ms_total +
                                                  ((r->t_up_end > 0 ? r->t_up_end : now_ms()) -
                                                   r->t_up_start)
@@ -831,7 +834,9 @@ static void on_done(ups_xfer *x, CURLcode rc, long status, const char *errbuf)
     detach_conn(r);
     struct evkeyvalq *h = evhttp_request_get_output_headers(r->req);
     evhttp_add_header(h, "Content-Type", "application/json");
-    add_spend_headers(r, h, end_policy(r, (int)r->status));
+    policy_result pres;
+    end_policy(r, (int)r->status, &pres);
+    add_spend_headers(h, &pres);
     add_common_headers(r, h, overhead_ms(r));
     evhttp_send_reply(r->req, (int)r->status, http_reason((int)r->status), NULL);
     finish(r, (int)r->status);
@@ -840,19 +845,18 @@ static void on_done(ups_xfer *x, CURLcode rc, long status, const char *errbuf)
 static void finish_gone(llm_req *r);
 
 /* x-litellm-response-cost, x-litellm-key-spend and x-ratelimit-* on a complete answer. */
-static void add_spend_headers(llm_req *r, struct evkeyvalq *h, double cost)
+static void add_spend_headers(struct evkeyvalq *h, const policy_result *res)
 {
     char v[40];
-    if (cost >= 0) {
-        snprintf(v, sizeof v, "%.10g", cost);
+    if (res->cost >= 0) {
+        snprintf(v, sizeof v, "%.10g", res->cost);
         evhttp_add_header(h, "x-litellm-response-cost", v);
     }
-    double ks = policy_key_spend(&r->grant);
-    if (ks >= 0) {
-        snprintf(v, sizeof v, "%.10g", ks);
+    if (res->key_spend >= 0) {
+        snprintf(v, sizeof v, "%.10g", res->key_spend);
         evhttp_add_header(h, "x-litellm-key-spend", v);
     }
-    policy_rate_headers(&r->grant, h);
+    policy_counts_headers(&res->requests, &res->tokens, h);
 }
 
 static void finish_gone(llm_req *r)
@@ -1306,7 +1310,9 @@ static void reply_local(llm_req *r, char *oai, size_t len)
     }
     free(oai);
     evhttp_add_header(h, "Content-Type", sse ? "text/event-stream" : "application/json");
-    add_spend_headers(r, h, end_policy(r, 200));
+    policy_result pres;
+    end_policy(r, 200, &pres);
+    add_spend_headers(h, &pres);
     add_common_headers(r, h, overhead_ms(r));
     evhttp_send_reply(r->req, 200, "OK", NULL);
     finish(r, 200);
@@ -1351,6 +1357,7 @@ static bool admit(llm_req *r, const auth_ident *id, size_t prompt_bytes, int64_t
     }
     if (d.limit_type[0])
         evhttp_add_header(h, "rate_limit_type", d.limit_type);
+    policy_counts_headers(&d.requests, &d.tokens, h);
     reply_error_and_finish(r, d.status, d.type, d.status == 401 ? "None" : NULL, d.message);
     return false;
 }

@@ -146,6 +146,7 @@ bool policy_admit(const auth_ident *id, const policy_request *pr, policy_grant *
 {
     memset(g, 0, sizeof *g);
     memset(d, 0, sizeof *d);
+    d->requests.limit = d->tokens.limit = -1;
     iso_time(time(NULL), g->start_time);
     snprintf(g->token, sizeof g->token, "%s", id ? id->token : "");
     g->active = true;
@@ -235,6 +236,8 @@ bool policy_admit(const auth_ident *id, const policy_request *pr, policy_grant *
         if (rc == 0) {
             deny(d, 429, "rate_limit_error", "x");
             lim_format_refusal(&g->verdict, d->message, sizeof d->message);
+            d->requests = g->verdict.requests;
+            d->tokens = g->verdict.tokens;
             d->retry_after = g->verdict.retry_after;
             snprintf(d->limit_type, sizeof d->limit_type, "%s", lim_kind_name(g->verdict.kind));
             if (g->reserved)
@@ -252,23 +255,28 @@ refused:
     return false;
 }
 
-void policy_rate_headers(const policy_grant *g, struct evkeyvalq *h)
+void policy_counts_headers(const lim_count *requests, const lim_count *tokens,
+                           struct evkeyvalq *h)
 {
-    if (!g->admitted)
-        return;
     char v[32];
-    if (g->verdict.requests.limit >= 0) {
-        snprintf(v, sizeof v, "%lld", (long long)g->verdict.requests.limit);
+    if (requests->limit >= 0) {
+        snprintf(v, sizeof v, "%lld", (long long)requests->limit);
         evhttp_add_header(h, "x-ratelimit-limit-requests", v);
-        snprintf(v, sizeof v, "%lld", (long long)g->verdict.requests.remaining);
+        snprintf(v, sizeof v, "%lld", (long long)requests->remaining);
         evhttp_add_header(h, "x-ratelimit-remaining-requests", v);
     }
-    if (g->verdict.tokens.limit >= 0) {
-        snprintf(v, sizeof v, "%lld", (long long)g->verdict.tokens.limit);
+    if (tokens->limit >= 0) {
+        snprintf(v, sizeof v, "%lld", (long long)tokens->limit);
         evhttp_add_header(h, "x-ratelimit-limit-tokens", v);
-        snprintf(v, sizeof v, "%lld", (long long)g->verdict.tokens.remaining);
+        snprintf(v, sizeof v, "%lld", (long long)tokens->remaining);
         evhttp_add_header(h, "x-ratelimit-remaining-tokens", v);
     }
+}
+
+void policy_rate_headers(const policy_grant *g, struct evkeyvalq *h)
+{
+    if (g->admitted)
+        policy_counts_headers(&g->verdict.requests, &g->verdict.tokens, h);
 }
 
 double policy_key_spend(const policy_grant *g)
@@ -280,9 +288,12 @@ double policy_key_spend(const policy_grant *g)
     return g->rec->key.spend + lim_budget_spend(g_lim, e);
 }
 
-void policy_end(policy_grant *g, const policy_outcome *o, double *cost_out)
+void policy_end(policy_grant *g, const policy_outcome *o, policy_result *res)
 {
-    *cost_out = -1;
+    memset(res, 0, sizeof *res);
+    res->cost = -1;
+    res->key_spend = -1;
+    res->requests.limit = res->tokens.limit = -1;
     if (!g->active)
         return;
     const policy_request *pr = o->req;
@@ -302,7 +313,7 @@ void policy_end(policy_grant *g, const policy_outcome *o, double *cost_out)
     bool cost_known = known && have_usage;
     if (!have_usage)
         cost = 0;
-    *cost_out = cost_known ? cost : -1;
+    res->cost = cost_known ? cost : -1;
     int64_t total = o->usage->total_tokens >= 0 ? o->usage->total_tokens
                     : (o->usage->prompt_tokens > 0 ? o->usage->prompt_tokens : 0) +
                           (o->usage->completion_tokens > 0 ? o->usage->completion_tokens : 0);
@@ -313,6 +324,12 @@ void policy_end(policy_grant *g, const policy_outcome *o, double *cost_out)
     }
     if (g->reserved)
         lim_budget_settle(g_lim, &g->resv, cost_known ? cost : 0);
+    /* what the response headers report, read before the grant is cleared */
+    res->key_spend = policy_key_spend(g);
+    if (g->admitted) {
+        res->requests = g->verdict.requests;
+        res->tokens = g->verdict.tokens;
+    }
     /* the spend row: every request that was admitted, with its status */
     const key_rec *k = g->rec;
     char end[32];
@@ -505,18 +522,18 @@ static bool flush_once(void)
         for (size_t i = 0; i < b->nincs; i++) {
             const spend_increment *inc = &b->incs[i];
             if (inc->kind == SPEND_KEY)
-                keycache_invalidate(g_kc, inc->id);
+                keycache_refresh(g_kc, inc->id, NULL, NULL);
             else if (inc->kind == SPEND_USER)
-                keycache_invalidate_owner(g_kc, NULL, inc->id);
+                keycache_refresh(g_kc, NULL, NULL, inc->id);
             else if (inc->kind == SPEND_TEAM)
-                keycache_invalidate_owner(g_kc, inc->id, NULL);
+                keycache_refresh(g_kc, NULL, inc->id, NULL);
             else
-                keycache_invalidate(g_kc, NULL);
+                keycache_refresh(g_kc, NULL, NULL, NULL);
         }
         if (fj->reset_many)
-            keycache_invalidate(g_kc, NULL);
+            keycache_refresh(g_kc, NULL, NULL, NULL);
         for (int i = 0; i < fj->nreset; i++)
-            keycache_invalidate(g_kc, fj->reset_keys[i]);
+            keycache_refresh(g_kc, fj->reset_keys[i], NULL, NULL);
         static const char *const pre[4] = {"key:", "user:", "team:", "org:"};
         for (size_t i = 0; i < b->nincs; i++) {
             char ent[100];

@@ -49,6 +49,7 @@ typedef struct {
     char message[600];
     int retry_after;         /* > 0: send retry-after */
     char limit_type[32];     /* rate_limit_type header */
+    lim_count requests, tokens; /* for x-ratelimit-* on a 429 (limit < 0: none) */
 } policy_denial;
 
 typedef struct {
@@ -71,12 +72,21 @@ typedef struct {
     const char *end_user;     /* the request's "user" field, or NULL */
 } policy_outcome;
 
-/* Settles the request: tokens into the tpm windows, the real cost into the budgets, a spend row
- * into the batch, in-flight counts released. *cost_out gets the cost (-1 if unknown). */
-void policy_end(policy_grant *g, const policy_outcome *o, double *cost_out);
+/* What the response headers report once the request is settled. */
+typedef struct {
+    double cost;             /* -1: unknown */
+    double key_spend;        /* the key's spend including this request; -1: no virtual key */
+    lim_count requests, tokens; /* x-ratelimit-* (limit < 0: none) */
+} policy_result;
 
-/* x-ratelimit-* headers for a successful response (none when no limit applies). */
+/* Settles the request: tokens into the tpm windows, the real cost into the budgets, a spend row
+ * into the batch, in-flight counts released. The grant is cleared; res says what to report. */
+void policy_end(policy_grant *g, const policy_outcome *o, policy_result *res);
+
+/* x-ratelimit-* headers from a live grant (streams, before settling) or from counts. */
 void policy_rate_headers(const policy_grant *g, struct evkeyvalq *h);
+void policy_counts_headers(const lim_count *requests, const lim_count *tokens,
+                           struct evkeyvalq *h);
 /* The key's spend including what is not flushed yet (x-litellm-key-spend); < 0 when none. */
 double policy_key_spend(const policy_grant *g);
 

@@ -427,3 +427,22 @@ void keycache_invalidate_owner(keycache *kc, const char *team_id, const char *us
         }
     pthread_mutex_unlock(&kc->mu);
 }
+
+void keycache_refresh(keycache *kc, const char *token, const char *team_id, const char *user_id)
+{
+    if (!kc)
+        return;
+    bool all = !token && !team_id && !user_id;
+    pthread_mutex_lock(&kc->mu);
+    for (int i = 0; i < NBUCKETS; i++)
+        for (entry *e = kc->buckets[i]; e; e = e->next) {
+            key_rec *r = e->rec;
+            if (!r)
+                continue;
+            if (all || (token && strcmp(e->token, token) == 0) ||
+                (team_id && r->has_team && r->team.id && strcmp(r->team.id, team_id) == 0) ||
+                (user_id && r->has_user && r->user.id && strcmp(r->user.id, user_id) == 0))
+                e->loaded = 0; /* reload before next use; the record stays as a fallback */
+        }
+    pthread_mutex_unlock(&kc->mu);
+}

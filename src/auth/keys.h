@@ -73,5 +73,9 @@ int keycache_get(keycache *kc, const char *token, mbox *mb, key_lookup_cb cb, vo
 void keycache_invalidate(keycache *kc, const char *token);
 /* Drops every key of a team / user (after /team/update, /user/update, ...). */
 void keycache_invalidate_owner(keycache *kc, const char *team_id, const char *user_id);
+/* Marks a key (token NULL: every key; or the keys of a team / user) for re-reading before its
+ * next use, keeping the record: the next lookup waits for the database, and if the database is
+ * down it still gets this record. Used after spend was written, so budgets see the new total. */
+void keycache_refresh(keycache *kc, const char *token, const char *team_id, const char *user_id);
 
 #endif
