@@ -130,8 +130,9 @@ done
 # is nothing to measure. Drop it (it is in the default list) with a note.
 if has vkey64 "$SCENARIOS_CSV" && ! has sluice "$TARGETS_CSV"; then
     log "scenario vkey64 skipped: it needs the sluice target (BENCH_TARGETS=$TARGETS_CSV)"
-    for i in "${!SCENARIOS[@]}"; do [[ "${SCENARIOS[$i]}" == vkey64 ]] && unset "SCENARIOS[$i]"; done
-    SCENARIOS=("${SCENARIOS[@]}")
+    kept=()
+    for s in "${SCENARIOS[@]}"; do if [[ "$s" != vkey64 ]]; then kept+=("$s"); fi; done
+    SCENARIOS=("${kept[@]}")
     SCENARIOS_CSV=${SCENARIOS[*]:-}; SCENARIOS_CSV=${SCENARIOS_CSV// /,}
 fi
 [[ ${#SCENARIOS[@]} -gt 0 ]] || die "BENCH_SCENARIOS selects no scenario"
@@ -266,25 +267,40 @@ declare -A BEST_ROUND    # "scenario|target" -> round number
 declare -A TARGET_DEAD   # target -> reason
 FAILURES=()
 
-scenario_conns() { case $1 in c64|stream64) echo 64;; c1) echo 1;; esac; }
-scenario_threads() { case $1 in c64|stream64) echo 2;; c1) echo 1;; esac; }
+scenario_conns() { case $1 in c64|stream64|vkey64) echo 64;; c1) echo 1;; esac; }
+scenario_threads() { case $1 in c64|stream64|vkey64) echo 2;; c1) echo 1;; esac; }
 scenario_stream() { case $1 in stream64) echo 1;; *) echo 0;; esac; }
 scenario_title() {
     case $1 in
         c64) echo "Non-streaming, 64 connections, 2 wrk threads";;
         c1) echo "Non-streaming, 1 connection, 1 wrk thread (latency)";;
         stream64) echo "Streaming (SSE, 21 chunks + [DONE]), 64 connections, 2 wrk threads";;
+        vkey64) echo "sluice: virtual key (budget + spend tracking) vs master key, non-streaming, 64 connections, 2 wrk threads";;
     esac
 }
-target_title() {
+# Targets measured in a scenario. vkey64 drives sluice twice: "sluice" with the
+# master key and "vkey" (a pseudo-target: the same sluice process) with the
+# virtual key made at start-up.
+scenario_targets() {
+    case $1 in
+        vkey64) echo sluice vkey;;
+        *) echo "${TARGETS[*]}";;
+    esac
+}
+target_title() { # TARGET [SCENARIO]
     case $1 in
         direct) echo "direct (wrk → mock)";;
         nginx) echo "nginx-proxy (wrk → nginx proxy_pass → mock)";;
-        sluice) echo "sluice (wrk → sluice → mock)";;
+        sluice) if [[ "${2:-}" == vkey64 ]]; then echo "sluice, master key"; else echo "sluice (wrk → sluice → mock)"; fi;;
+        vkey) echo "sluice, virtual key (max_budget, rpm/tpm limits, spend tracking)";;
     esac
 }
-target_pid() { case $1 in direct) echo "$MOCK_PID";; nginx) echo "$PROXY_PID";; sluice) echo "$SLUICE_PID";; esac; }
-target_port() { case $1 in direct) echo "$MOCK_PORT";; nginx) echo "$PROXY_PORT";; sluice) echo "$SLUICE_PORT";; esac; }
+# The process behind a target (vkey is sluice).
+target_proc() { case $1 in vkey) echo sluice;; *) echo "$1";; esac; }
+target_pid() { case $1 in direct) echo "$MOCK_PID";; nginx) echo "$PROXY_PID";; sluice|vkey) echo "$SLUICE_PID";; esac; }
+target_port() { case $1 in direct) echo "$MOCK_PORT";; nginx) echo "$PROXY_PORT";; sluice|vkey) echo "$SLUICE_PORT";; esac; }
+# Bearer key wrk and the validation request send (the mock and nginx ignore it).
+target_key() { case $1 in vkey) echo "$VKEY";; *) echo "$MASTER_KEY";; esac; }
 
 # URL each target is driven at. Streaming requests go to the mock's /stream
 # prefix directly and through nginx; sluice routes them there by model name
@@ -292,7 +308,7 @@ target_port() { case $1 in direct) echo "$MOCK_PORT";; nginx) echo "$PROXY_PORT"
 target_url() { # TARGET STREAM
     local port prefix=""
     port=$(target_port "$1")
-    if [[ "$2" == 1 && "$1" != sluice ]]; then prefix=/stream; fi
+    if [[ "$2" == 1 && "$(target_proc "$1")" != sluice ]]; then prefix=/stream; fi
     echo "http://127.0.0.1:$port$prefix/v1/chat/completions"
 }
 
@@ -303,7 +319,7 @@ validate_target() {
     if [[ "$stream" == 1 ]]; then body=$BODY_STREAM; else body=$BODY_NONSTREAM; fi
     out=$TMP/validate-$target-$stream.out
     code=$(curl -s -m 10 -o "$out" -w '%{http_code}' -X POST \
-        -H "Authorization: Bearer $MASTER_KEY" -H 'Content-Type: application/json' \
+        -H "Authorization: Bearer $(target_key "$target")" -H 'Content-Type: application/json' \
         --data-binary "@$body" "$url" 2>/dev/null || true)
     local problem=""
     if [[ "$code" != 200 ]]; then
@@ -324,12 +340,45 @@ validate_target() {
     return 0
 }
 
-# run_wrk OUTFILE THREADS CONNS SECONDS URL BODY [--latency]
+# json_str NAME FILE / json_num NAME FILE: first "NAME": value in a JSON file
+# (flat grep, enough for sluice's management answers; no jq needed).
+json_str() { grep -o "\"$1\": *\"[^\"]*\"" "$2" 2>/dev/null | head -n 1 | sed 's/.*: *"\(.*\)"$/\1/' || true; }
+json_num() { grep -o "\"$1\": *-\{0,1\}[0-9][0-9.eE+-]*" "$2" 2>/dev/null | head -n 1 | sed 's/.*: *//' || true; }
+
+# create_vkey: POST /key/generate with the master key; the answer goes to
+# $TMP/key-generate.out. Prints nothing on success, else the problem.
+create_vkey() {
+    local out=$TMP/key-generate.out code key
+    code=$(curl -s -m 10 -o "$out" -w '%{http_code}' -X POST \
+        -H "Authorization: Bearer $MASTER_KEY" -H 'Content-Type: application/json' \
+        --data-binary "$VKEY_BODY" "http://127.0.0.1:$SLUICE_PORT/key/generate" 2>/dev/null || true)
+    key=$(json_str key "$out")
+    if [[ "$code" != 200 ]]; then
+        echo "HTTP status '$code' (expected 200); response: $(head -c 300 "$out" 2>/dev/null | tr '\n' ' ')"
+    elif [[ "$key" != sk-* ]]; then
+        echo "no 'key' field starting with sk- in the response: $(head -c 300 "$out" 2>/dev/null | tr '\n' ' ')"
+    fi
+}
+
+# read_vkey_spend: GET /key/info?key=VKEY with the master key; prints
+# info.spend, or fails.
+read_vkey_spend() {
+    local out=$TMP/key-info.out code spend
+    code=$(curl -s -m 5 -o "$out" -w '%{http_code}' -H "Authorization: Bearer $MASTER_KEY" \
+        "http://127.0.0.1:$SLUICE_PORT/key/info?key=$VKEY" 2>/dev/null || true)
+    [[ "$code" == 200 ]] || return 1
+    spend=$(json_num spend "$out")
+    [[ -n "$spend" ]] || return 1
+    echo "$spend"
+}
+
+# run_wrk OUTFILE THREADS CONNS SECONDS URL BODY KEY [--latency]
+# KEY is the bearer key chat.lua sends (its second script argument).
 run_wrk() {
-    local out=$1 threads=$2 conns=$3 secs=$4 url=$5 body=$6
-    shift 6
+    local out=$1 threads=$2 conns=$3 secs=$4 url=$5 body=$6 key=$7
+    shift 7
     "$WRK" "$@" -t "$threads" -c "$conns" -d "${secs}s" --timeout "$WRK_TIMEOUT" \
-        -s "$LUA" "$url" -- "$body" "$MASTER_KEY" >"$out" 2>&1
+        -s "$LUA" "$url" -- "$body" "$key" >"$out" 2>&1
 }
 
 # start_sampler PID FILE: record VmRSS (kB) every 0.25 s. Uses bash builtins
@@ -361,37 +410,49 @@ field_of() { grep -o " $1=[0-9.]*" <<<"$2" | cut -d= -f2; }
 measure() {
     local scen=$1 target=$2 round=$3
     local key="$scen|$target|$round"
-    local conns threads stream url body pid raw
+    local conns threads stream url body pid raw proc bearer
     conns=$(scenario_conns "$scen"); threads=$(scenario_threads "$scen"); stream=$(scenario_stream "$scen")
     url=$(target_url "$target" "$stream")
     if [[ "$stream" == 1 ]]; then body=$BODY_STREAM; else body=$BODY_NONSTREAM; fi
     pid=$(target_pid "$target")
+    proc=$(target_proc "$target")
     raw=$RESULTS_DIR/raw/$scen-$target-r$round.txt
     R_STATUS[$key]=ok
 
-    if [[ -n "${TARGET_DEAD[$target]:-}" ]]; then
-        R_STATUS[$key]="skipped: ${TARGET_DEAD[$target]}"
+    if [[ -n "${TARGET_DEAD[$proc]:-}" ]]; then
+        R_STATUS[$key]="skipped: ${TARGET_DEAD[$proc]}"
         return 0
     fi
+    if [[ "$target" == vkey && -z "$VKEY" ]]; then
+        R_STATUS[$key]="skipped: no virtual key ($VKEY_PROBLEM)"
+        return 0
+    fi
+    bearer=$(target_key "$target")
 
     log "$scen round $round: $target ($conns conn, $threads thr, ${WARMUP_S}s warm-up + ${MEASURE_S}s) $url"
     if [[ "$WARMUP_S" -gt 0 ]]; then
-        run_wrk "$TMP/warmup.txt" "$threads" "$conns" "$WARMUP_S" "$url" "$body" || true
+        run_wrk "$TMP/warmup.txt" "$threads" "$conns" "$WARMUP_S" "$url" "$body" "$bearer" || true
         local wn
         wn=$(grep -o 'non2xx=[0-9]*' "$TMP/warmup.txt" | cut -d= -f2 || true)
         if [[ -n "$wn" && "$wn" != 0 ]]; then
             warn "$target: $wn non-2xx responses during warm-up"
         fi
+        # Requests sent with the virtual key, for the spend cross-check.
+        if [[ "$target" == vkey ]]; then
+            local wr
+            wr=$(grep -o 'requests=[0-9]*' "$TMP/warmup.txt" | cut -d= -f2 || true)
+            VKEY_REQS=$((VKEY_REQS + ${wr:-0})); VKEY_WRK_RUNS=$((VKEY_WRK_RUNS + 1))
+        fi
     fi
 
     local sample_file=""
-    if [[ "$target" == sluice && "$conns" -gt 1 ]]; then
+    if [[ "$proc" == sluice && "$conns" -gt 1 ]]; then
         sample_file=$TMP/rss-samples.txt
         start_sampler "$pid" "$sample_file"
     fi
     local snap0 snap1 wrk_rc=0
     snap0=$(cpu_snapshot)
-    run_wrk "$raw" "$threads" "$conns" "$MEASURE_S" "$url" "$body" --latency || wrk_rc=$?
+    run_wrk "$raw" "$threads" "$conns" "$MEASURE_S" "$url" "$body" "$bearer" --latency || wrk_rc=$?
     snap1=$(cpu_snapshot)
     if [[ -n "$sample_file" ]]; then stop_sampler; fi
     R_STEAL[$key]=$(steal_pct "$snap0" "$snap1")
@@ -405,6 +466,9 @@ measure() {
         FAILURES+=("$scen/$target round $round: wrk failed")
     else
         R_REQS[$key]=$(field_of requests "$line")
+        if [[ "$target" == vkey ]]; then
+            VKEY_REQS=$((VKEY_REQS + R_REQS[$key])); VKEY_WRK_RUNS=$((VKEY_WRK_RUNS + 1))
+        fi
         R_RPS[$key]=$(field_of rps "$line")
         R_P50[$key]=$(field_of p50_us "$line")
         R_P99[$key]=$(field_of p99_us "$line")
@@ -435,11 +499,11 @@ measure() {
     fi
 
     if ! pid_alive "$pid"; then
-        TARGET_DEAD[$target]="process exited during $scen round $round"
-        R_STATUS[$key]="FAIL: $target process exited"
-        banner "$target (pid $pid) EXITED during $scen round $round"
-        FAILURES+=("$target process exited during $scen round $round")
-        if [[ "$target" == sluice ]]; then
+        TARGET_DEAD[$proc]="process exited during $scen round $round"
+        R_STATUS[$key]="FAIL: $proc process exited"
+        banner "$proc (pid $pid) EXITED during $scen round $round"
+        FAILURES+=("$proc process exited during $scen round $round")
+        if [[ "$proc" == sluice ]]; then
             log "last lines of the sluice log:"; tail -n 20 "$TMP/sluice.log" >&2 || true
         fi
     fi
@@ -494,6 +558,8 @@ model_list:
       model: openai/bench-upstream
       api_base: "http://127.0.0.1:$MOCK_PORT/v1"
       api_key: sk-upstream
+      input_cost_per_token: $PRICE_IN
+      output_cost_per_token: $PRICE_OUT
   - model_name: bench-stream
     litellm_params:
       model: openai/bench-upstream
@@ -501,9 +567,13 @@ model_list:
       api_key: sk-upstream
 general_settings:
   master_key: $MASTER_KEY
+  proxy_batch_write_at: 1
 EOF
     if [[ "$SLUICE_LOG_MODE" == null ]]; then SLUICE_LOG_DEST=/dev/null; else SLUICE_LOG_DEST=$TMP/sluice.log; fi
-    (exec "$SLUICE_BIN" --config "$TMP/sluice.yaml" --port "$SLUICE_PORT" --host 127.0.0.1 --num_workers 2 \
+    # Working directory = the temp dir: sluice's embedded store (./sluice.db and
+    # its -wal/-shm files) and spend spill file (./sluice-spend-spill.jsonl)
+    # are created there and deleted with it.
+    (cd "$TMP" && exec "$SLUICE_BIN" --config "$TMP/sluice.yaml" --port "$SLUICE_PORT" --host 127.0.0.1 --num_workers 2 \
         >"$SLUICE_LOG_DEST" 2>&1) &
     SLUICE_PID=$!
     PIDS+=("$SLUICE_PID")
@@ -527,6 +597,19 @@ check_all_listeners() {
 }
 check_all_listeners
 
+# vkey64: make the virtual key with the management API (master key auth).
+VKEY="" VKEY_PROBLEM="" VKEY_REQS=0 VKEY_WRK_RUNS=0
+if has vkey64 "$SCENARIOS_CSV"; then
+    VKEY_PROBLEM=$(create_vkey) || true
+    if [[ -z "$VKEY_PROBLEM" ]]; then
+        VKEY=$(json_str "key" "$TMP/key-generate.out")
+        log "virtual key created: ${VKEY:0:6}…${VKEY: -4} (POST /key/generate $VKEY_BODY)"
+    else
+        banner "vkey64: POST /key/generate failed: $VKEY_PROBLEM"
+        FAILURES+=("vkey64: could not create the virtual key: $VKEY_PROBLEM")
+    fi
+fi
+
 # One validation request per target and request kind before any load.
 VALID_FAILED=()
 need_stream=0 need_plain=0
@@ -543,6 +626,14 @@ for t in "${TARGETS[@]}"; do
         fi
     done
 done
+if [[ -n "$VKEY" ]]; then
+    if validate_target vkey 0; then
+        VKEY_REQS=$((VKEY_REQS + 1))
+    else
+        VALID_FAILED+=("vkey/stream=0")
+        FAILURES+=("vkey (sluice, virtual key): validation request failed: $VALIDATION_PROBLEM")
+    fi
+fi
 if [[ -n "$SLUICE_PID" ]]; then
     SLUICE_IDLE_RSS_AFTER=$(rss_kb "$SLUICE_PID")
 fi
@@ -553,16 +644,74 @@ for scen in "${SCENARIOS[@]}"; do
     for ((round = 1; round <= ROUNDS; round++)); do
         # direct first, then nginx/sluice in alternating order (A B, B A, ...),
         # also shifted per scenario so neither proxy always runs first.
-        order=(direct)
-        if (((round + scen_index) % 2 == 1)); then order+=(nginx sluice); else order+=(sluice nginx); fi
+        # vkey64: master key and virtual key in the same alternating order.
+        if [[ "$scen" == vkey64 ]]; then
+            if (((round + scen_index) % 2 == 1)); then order=(sluice vkey); else order=(vkey sluice); fi
+        else
+            order=(direct)
+            if (((round + scen_index) % 2 == 1)); then order+=(nginx sluice); else order+=(sluice nginx); fi
+        fi
         for t in "${order[@]}"; do
-            has "$t" "$TARGETS_CSV" || continue
+            has "$(target_proc "$t")" "$TARGETS_CSV" || continue
             measure "$scen" "$t" "$round"
         done
     done
-    for t in "${TARGETS[@]}"; do pick_best "$scen" "$t"; done
+    for t in $(scenario_targets "$scen"); do pick_best "$scen" "$t"; done
     scen_index=$((scen_index + 1))
 done
+
+# vkey64: the virtual key's spend must have reached the store. The flusher
+# writes every proxy_batch_write_at (1 s), so poll GET /key/info for a while.
+VKEY_SPEND=- VKEY_SPEND_EXPECTED=- VKEY_SPEND_MAX=- VKEY_SPEND_WAIT=-
+VKEY_SPEND_OK=""        # yes / no (out of bounds) / fail (not recorded) / "" (not checked)
+VKEY_DB_INFO=""
+if [[ -n "$VKEY" ]]; then
+    per_req=$(fcalc "$MOCK_PROMPT_TOKENS * $PRICE_IN + $MOCK_COMPLETION_TOKENS * $PRICE_OUT" 8)
+    # wrk counts finished requests only: each of its runs may leave up to 64
+    # requests in flight that sluice still completes and charges.
+    VKEY_SPEND_EXPECTED=$(fcalc "$VKEY_REQS * $per_req" 6)
+    VKEY_SPEND_MAX=$(fcalc "($VKEY_REQS + 64 * $VKEY_WRK_RUNS) * $per_req" 6)
+    if [[ -n "${TARGET_DEAD[sluice]:-}" ]] || ! pid_alive "$SLUICE_PID"; then
+        VKEY_SPEND_OK=fail
+        VKEY_SPEND_PROBLEM="sluice is not running"
+    else
+        t0=$(date +%s%N)
+        for _ in $(seq 1 40); do
+            VKEY_SPEND=$(read_vkey_spend) || VKEY_SPEND=-
+            if [[ "$VKEY_SPEND" != - ]] && fcmp "$VKEY_SPEND >= $VKEY_SPEND_EXPECTED * 0.999"; then break; fi
+            sleep 0.25
+        done
+        VKEY_SPEND_WAIT=$(fcalc "($(date +%s%N) - $t0) / 1e9" 1)
+        if [[ "$VKEY_SPEND" == - ]]; then
+            VKEY_SPEND_OK=fail
+            VKEY_SPEND_PROBLEM="GET /key/info failed: $(head -c 300 "$TMP/key-info.out" 2>/dev/null | tr '\n' ' ')"
+        elif ! fcmp "$VKEY_SPEND > 0"; then
+            VKEY_SPEND_OK=fail
+            VKEY_SPEND_PROBLEM="spend is $VKEY_SPEND after ${VKEY_SPEND_WAIT}s (expected ≈ $VKEY_SPEND_EXPECTED)"
+        elif fcmp "$VKEY_SPEND >= $VKEY_SPEND_EXPECTED * 0.999 && $VKEY_SPEND <= $VKEY_SPEND_MAX * 1.001"; then
+            VKEY_SPEND_OK=yes
+        else
+            VKEY_SPEND_OK=no
+            warn "vkey64: recorded spend $VKEY_SPEND is outside [$VKEY_SPEND_EXPECTED, $VKEY_SPEND_MAX] ($VKEY_REQS requests × \$$per_req)"
+        fi
+        [[ "$VKEY_SPEND" == - ]] || VKEY_SPEND=$(fcalc "$VKEY_SPEND" 6)
+        log "virtual key spend: $VKEY_SPEND (expected $VKEY_SPEND_EXPECTED–$VKEY_SPEND_MAX for $VKEY_REQS requests; waited ${VKEY_SPEND_WAIT}s)"
+    fi
+    if [[ "$VKEY_SPEND_OK" == fail ]]; then
+        banner "vkey64: virtual key spend not recorded: $VKEY_SPEND_PROBLEM"
+        FAILURES+=("vkey64: virtual key spend not recorded: $VKEY_SPEND_PROBLEM")
+    fi
+fi
+if [[ -n "$SLUICE_PID" ]]; then
+    db_kb=$(du -sk "$TMP"/sluice.db* 2>/dev/null | awk '{ s += $1 } END { print s + 0 }')
+    VKEY_DB_INFO="sluice.db* in the temp dir: ${db_kb} kB"
+    if [[ -s "$TMP/sluice-spend-spill.jsonl" ]]; then
+        VKEY_DB_INFO+="; spend spill file: $(wc -l <"$TMP/sluice-spend-spill.jsonl") lines ($(du -k "$TMP/sluice-spend-spill.jsonl" | cut -f1) kB) — the store fell behind"
+        warn "sluice spilled spend rows to $TMP/sluice-spend-spill.jsonl"
+    else
+        VKEY_DB_INFO+="; no spend spill file"
+    fi
+fi
 
 if [[ -n "$SLUICE_PID" ]] && pid_alive "$SLUICE_PID"; then
     SLUICE_HWM=$(hwm_kb "$SLUICE_PID")
@@ -618,10 +767,13 @@ target_check() { # NAME OK(yes/no/n/a) DETAIL
     echo "- date: $(date -u '+%Y-%m-%d %H:%M:%S UTC'); commit: $(git -C "$REPO_DIR" rev-parse --short HEAD 2>/dev/null || echo none)"
     echo "- host: $(nproc) CPUs, $(uname -r); $("$NGINX" -v 2>&1 | sed 's/^nginx version: //'); $("$WRK" -v 2>&1 | head -n 1 | awk '{ print $1, $2 }')"
     echo "- each measurement: ${WARMUP_S}s warm-up + ${MEASURE_S}s wrk --latency; ${ROUNDS} round(s) per target and scenario,"
-    echo "  nginx-proxy and sluice in alternating order. Tables show the **best round** (highest req/s;"
+    echo "  nginx-proxy and sluice (vkey64: master key and virtual key) in alternating order. Tables show the **best round** (highest req/s;"
     echo "  for the 1-connection scenario, lowest p50). All rounds are listed under *Raw rounds*."
     echo "- CPU steal over the whole run: ${STEAL_TOTAL}% (high steal makes absolute numbers noisy; compare ratios). Run time ${ELAPSED}s."
-    echo "- sluice: $SLUICE_BIN, 2 workers, log (stderr) to ${SLUICE_LOG_DEST:-n/a}; nginx-proxy: 2 workers, upstream keepalive 64, access_log off; mock: nginx, 1 worker."
+    echo "- sluice: $SLUICE_BIN, 2 workers, log (stderr) to ${SLUICE_LOG_DEST:-n/a}, working dir = temp dir; nginx-proxy: 2 workers, upstream keepalive 64, access_log off; mock: nginx, 1 worker."
+    if [[ -n "$SLUICE_PID" ]]; then
+        echo "- sluice config: bench-model priced (input $PRICE_IN, output $PRICE_OUT per token), proxy_batch_write_at 1; $VKEY_DB_INFO."
+    fi
     if [[ -n "$SLUICE_PID" ]]; then echo "- sluice log during the run: $SLUICE_LOG_SUMMARY."; fi
     echo
 
@@ -630,7 +782,7 @@ target_check() { # NAME OK(yes/no/n/a) DETAIL
         echo
         echo "| target | req/s | p50 (ms) | p99 (ms) | best round | status |"
         echo "| --- | ---: | ---: | ---: | ---: | --- |"
-        for t in "${TARGETS[@]}"; do
+        for t in $(scenario_targets "$scen"); do
             r=${BEST_ROUND["$scen|$t"]:-}
             statuses=""
             for ((i = 1; i <= ROUNDS; i++)); do
@@ -639,13 +791,32 @@ target_check() { # NAME OK(yes/no/n/a) DETAIL
             done
             [[ -n "$statuses" ]] || statuses=ok
             if [[ -n "$r" ]]; then
-                printf '| %s | %.0f | %s | %s | %s | %s |\n' "$(target_title "$t")" "$(val rps "$scen" "$t")" \
+                printf '| %s | %.0f | %s | %s | %s | %s |\n' "$(target_title "$t" "$scen")" "$(val rps "$scen" "$t")" \
                     "$(us_to_ms "$(val p50 "$scen" "$t")")" "$(us_to_ms "$(val p99 "$scen" "$t")")" "$r" "${statuses%; }"
             else
-                printf '| %s | - | - | - | - | %s |\n' "$(target_title "$t")" "${statuses%; }"
+                printf '| %s | - | - | - | - | %s |\n' "$(target_title "$t" "$scen")" "${statuses%; }"
             fi
         done
-        if has nginx "$TARGETS_CSV" && has sluice "$TARGETS_CSV"; then
+        if [[ "$scen" == vkey64 ]]; then
+            m=$(val rps vkey64 sluice); v=$(val rps vkey64 vkey)
+            if [[ "$m" != - && "$v" != - ]] && fcmp "$m > 0"; then
+                echo
+                echo "Throughput virtual key / master key: **$(fcalc "$v / $m" 2)×** (p50 $(us_to_ms "$(val p50 vkey64 vkey)") vs $(us_to_ms "$(val p50 vkey64 sluice)") ms, p99 $(us_to_ms "$(val p99 vkey64 vkey)") vs $(us_to_ms "$(val p99 vkey64 sluice)") ms)"
+            fi
+            echo
+            if [[ -z "$VKEY" ]]; then
+                echo "Virtual key: not created (${VKEY_PROBLEM:-?})."
+            else
+                echo "Virtual key spend (\`GET /key/info\`, read ${VKEY_SPEND_WAIT}s after the last run): **\$$VKEY_SPEND**;"
+                echo "expected \$$VKEY_SPEND_EXPECTED for the $VKEY_REQS requests wrk and the validation counted (231 + 24 tokens each),"
+                echo "at most \$$VKEY_SPEND_MAX with the requests left in flight when each of the $VKEY_WRK_RUNS wrk runs ended."
+                case $VKEY_SPEND_OK in
+                    yes) echo "Spend check: ✅ within bounds.";;
+                    no) echo "Spend check: ⚠️ outside the expected bounds.";;
+                    fail) echo "Spend check: ❌ ${VKEY_SPEND_PROBLEM}.";;
+                esac
+            fi
+        elif has nginx "$TARGETS_CSV" && has sluice "$TARGETS_CSV"; then
             n=$(val rps "$scen" nginx); s=$(val rps "$scen" sluice)
             if [[ "$n" != - && "$s" != - ]] && fcmp "$n > 0"; then
                 echo
@@ -670,6 +841,22 @@ target_check() { # NAME OK(yes/no/n/a) DETAIL
             target_check "throughput $scen ≥ ${TPUT_MIN_RATIO}× nginx" $ok "sluice $(fcalc "$s" 0) req/s vs nginx $(fcalc "$n" 0) req/s = ${ratio}×"
         fi
     done
+    # Virtual key vs master key.
+    if has vkey64 "$SCENARIOS_CSV"; then
+        m=$(val rps vkey64 sluice); v=$(val rps vkey64 vkey)
+        if [[ "$m" == - || "$v" == - ]]; then
+            target_check "throughput vkey64: virtual key ≥ ${VKEY_MIN_RATIO}× master key" n/a "no successful run"
+        else
+            ratio=$(fcalc "$v / $m" 2)
+            if fcmp "$ratio >= $VKEY_MIN_RATIO"; then ok=yes; else ok=no; fi
+            target_check "throughput vkey64: virtual key ≥ ${VKEY_MIN_RATIO}× master key" $ok "virtual key $(fcalc "$v" 0) req/s vs master key $(fcalc "$m" 0) req/s = ${ratio}×"
+        fi
+        case $VKEY_SPEND_OK in
+            yes|no) target_check "vkey64: spend recorded = requests × price" "$VKEY_SPEND_OK" "\$$VKEY_SPEND (expected \$$VKEY_SPEND_EXPECTED–\$$VKEY_SPEND_MAX)";;
+            fail) target_check "vkey64: spend recorded = requests × price" no "${VKEY_SPEND_PROBLEM:-not recorded}";;
+            *) target_check "vkey64: spend recorded = requests × price" n/a "not checked (no virtual key)";;
+        esac
+    fi
     # Added latency at 1 connection.
     if has c1 "$SCENARIOS_CSV"; then
         d=$(val p50 c1 direct); n=$(val p50 c1 nginx); s=$(val p50 c1 sluice)
@@ -726,7 +913,7 @@ target_check() { # NAME OK(yes/no/n/a) DETAIL
     echo "| scenario | target | round | req/s | p50 (ms) | p99 (ms) | requests | non-2xx | socket errors | CPU steal | status |"
     echo "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: | --- |"
     for scen in "${SCENARIOS[@]}"; do
-        for t in "${TARGETS[@]}"; do
+        for t in $(scenario_targets "$scen"); do
             for ((i = 1; i <= ROUNDS; i++)); do
                 k="$scen|$t|$i"
                 [[ -n "${R_STATUS[$k]:-}" ]] || continue

@@ -263,7 +263,7 @@ describe('management API: keys', () => {
     assert.equal((await chat(sluice, r.body.key)).status, 200);
   });
 
-  it('/key/{key}/regenerate takes the key from the path', { todo: 'needs {key} path matching in the dispatcher (src/http/server.c)' }, async () => {
+  it('/key/{key}/regenerate takes the key from the path', async () => {
     const old = (await api.post('/key/generate', {})).body;
     const r = await api.post(`/key/${encodeURIComponent(old.key)}/regenerate`, {});
     assert.equal(r.status, 200, r.text);
