@@ -978,11 +978,15 @@ cfg *cfg_load(const char *path, cfg_problems *probs, bool *yaml_error)
         if (gs)
             load_general(&L, gs);
         struct fy_node *ls = section(&L, root, "litellm_settings");
-        if (ls)
+        if (ls) {
             load_litellm_settings(&L, ls);
+            c->litellm_json = to_json(&L, ls);
+        }
         struct fy_node *rs = section(&L, root, "router_settings");
-        if (rs)
+        if (rs) {
             load_router_settings(&L, rs);
+            c->router_json = to_json(&L, rs);
+        }
         struct fy_node *ss = section(&L, root, "sluice_settings");
         if (ss)
             load_sluice_settings(&L, ss);
@@ -1069,6 +1073,8 @@ void cfg_free(cfg *c)
     for (size_t i = 0; i < c->nignored; i++)
         free(c->ignored[i]);
     free(c->ignored);
+    cJSON_Delete(c->router_json);
+    cJSON_Delete(c->litellm_json);
     free(c->master_key);
     free(c->database_url);
     free(c->price_file);

@@ -64,6 +64,8 @@ typedef struct {
     bool drop_params;           /* litellm_settings.drop_params */
     double request_timeout;     /* default timeout (s) when a deployment has none */
     double graceful_shutdown_s; /* sluice_settings.graceful_shutdown_seconds */
+    cJSON *router_json;         /* router_settings as configured (after substitution), or NULL */
+    cJSON *litellm_json;        /* litellm_settings likewise: router/ reads both */
     char **ignored;             /* "general_settings.alerting (line 12)" ... */
     size_t nignored;
 } cfg;
