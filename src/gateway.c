@@ -47,6 +47,7 @@
 #include "providers/mock.h"
 #include "providers/openai.h"
 #include "providers/prov.h"
+#include "router/router.h"
 #include "upstream/gauth.h"
 #include "upstream/proxy.h"
 #include "util/jscan.h"
@@ -116,6 +117,24 @@ typedef struct {
     const char *log_error;
     char errmsg[160];
     char resp_id[48];
+    /* routing: the group asked for, what was tried, what is left */
+    router_route route;
+    char req_model[256];     /* the model name as the client sent it (after key aliases) */
+    const char *tried[16];   /* deployment ids tried in this group */
+    int ntried;
+    int retries_left;        /* -1 until the first failure */
+    int attempted_retries, attempted_fallbacks;
+    const char *fallbacks[8];
+    int nfallbacks, fb_next;
+    bool fallbacks_known, begun;
+    cJSON *req_fallbacks;    /* the request's own "fallbacks" */
+    int req_num_retries;     /* body num_retries / x-litellm-num-retries, -1 none */
+    double t_attempt;        /* when the current attempt started (latency for the router) */
+    char upmodel[256];       /* the upstream model of the current deployment */
+    oai_request oq;          /* the OpenAI request's spans (fast path), parsed once */
+    bool have_oq;
+    char *xbody;             /* /v1/messages: the request translated to OpenAI format */
+    size_t xlen;
     policy_grant grant;      /* the caller's admission: limits, budget reservation, key record */
     policy_request preq;
     bool policy_ended;
@@ -182,13 +201,19 @@ static const char *provider_exception(const cfg_deployment *d, char *buf, size_t
     return buf;
 }
 
+static router *g_router;
+
+static double now_wall(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
 static double timeout_s(const llm_req *r)
 {
-    if (r->stream && r->dep->stream_timeout > 0)
-        return r->dep->stream_timeout;
-    if (r->dep->timeout > 0)
-        return r->dep->timeout;
-    return r->w->cfg->request_timeout;
+    double t = g_router ? router_timeout_for(g_router, r->dep, r->stream) : 0;
+    return t > 0 ? t : r->w->cfg->request_timeout;
 }
 
 static const prov_ops *ops_for(prov_kind k)
@@ -234,6 +259,12 @@ static void add_common_headers(llm_req *r, struct evkeyvalq *h, double overhead_
         evhttp_add_header(h, "x-litellm-model-id", r->dep->id);
         evhttp_add_header(h, "x-litellm-model-group", r->dep->model_name);
     }
+    if (r->attempted_retries || r->attempted_fallbacks) {
+        snprintf(buf, sizeof buf, "%d", r->attempted_retries);
+        evhttp_add_header(h, "x-litellm-attempted-retries", buf);
+        snprintf(buf, sizeof buf, "%d", r->attempted_fallbacks);
+        evhttp_add_header(h, "x-litellm-attempted-fallbacks", buf);
+    }
     fmt_ms3(buf, overhead_ms);
     evhttp_add_header(h, "x-litellm-overhead-duration-ms", buf);
     fmt_ms3(buf, now_ms() - r->t_start);
@@ -277,9 +308,29 @@ static void end_policy(llm_req *r, int status, policy_result *res)
 
 static void add_spend_headers(struct evkeyvalq *h, const policy_result *res);
 
+/* Tells the router how the current attempt went (exactly once per router_begin). */
+static void router_done(llm_req *r, router_outcome oc, int status, double retry_after)
+{
+    if (!r->begun || !g_router)
+        return;
+    r->begun = false;
+    int64_t tokens = r->usage.total_tokens > 0 ? r->usage.total_tokens : 0;
+    double lat = (r->t_up_first > 0 && r->stream ? r->t_up_first : now_ms()) - r->t_attempt;
+    router_end(g_router, r->dep, &(router_report){.outcome = oc, .status = status,
+                                                   .latency_ms = lat, .tokens = (long)tokens,
+                                                   .retry_after_s = retry_after},
+               now_wall());
+}
+
 static void finish(llm_req *r, int status)
 {
     end_policy(r, status, NULL);
+    /* an error sluice raised before calling the upstream (credentials, translation) is not
+     * the deployment's failure: it must not count toward a cooldown */
+    bool contacted = r->t_up_start > 0 || r->upstream_ms_total > 0;
+    router_done(r, status == 499 || !contacted ? ROUTER_CANCELLED
+                   : status >= 200 && status < 300 ? ROUTER_OK
+                   : router_outcome_from_status(status), status, -1);
     double upstream_ms = r->t_up_start > 0 ? r->upstream_ms_total +
                                                  ((r->t_up_end > 0 ? r->t_up_end : now_ms()) -
                                                   r->t_up_start)
@@ -316,6 +367,10 @@ static void finish(llm_req *r, int status)
     prov_err_free(&r->serr);
     free(r->model);
     free(r->end_user);
+    free(r->xbody);
+    cJSON_Delete(r->req_fallbacks);
+    if (r->have_oq)
+        oai_request_free(&r->oq);
     worker *w = r->w;
     req_release(r);
     http_async_end(w);
@@ -651,45 +706,108 @@ static size_t on_data(ups_xfer *x, const char *p, size_t n)
 
 /* ---- completion ------------------------------------------------------------------------ */
 
-static bool retryable_curl(CURLcode rc)
+/* The outcome class of an upstream error answer: context-window and content-policy errors are
+ * told apart from other 400s by their text, as LiteLLM's exception mapping does. */
+static router_outcome classify_error(llm_req *r)
 {
-    switch (rc) {
-    case CURLE_COULDNT_CONNECT:
-    case CURLE_COULDNT_RESOLVE_HOST:
-    case CURLE_SEND_ERROR:
-    case CURLE_RECV_ERROR:
-    case CURLE_GOT_NOTHING:
-    case CURLE_PARTIAL_FILE:
-        return true;
-    default:
-        return false;
+    int status = (int)r->status;
+    if (status == 400 || status == 413 || status == 422) {
+        size_t len = evbuffer_get_length(r->resp);
+        const char *b = len ? (const char *)evbuffer_pullup(r->resp, -1) : "";
+        static const char *const ctx[] = {"context_length_exceeded", "maximum context length",
+                                          "prompt is too long", "context window",
+                                          "exceeds the maximum number of tokens"};
+        static const char *const pol[] = {"content_policy", "content_filter",
+                                          "ContentPolicyViolation", "responsible AI"};
+        for (size_t i = 0; i < sizeof ctx / sizeof *ctx; i++)
+            if (memmem(b, len, ctx[i], strlen(ctx[i])))
+                return ROUTER_CONTEXT_WINDOW;
+        for (size_t i = 0; i < sizeof pol / sizeof *pol; i++)
+            if (memmem(b, len, pol[i], strlen(pol[i])))
+                return ROUTER_CONTENT_POLICY;
     }
+    return router_outcome_from_status(status);
 }
 
-static int start_upstream(llm_req *r);
+static void start_attempt(llm_req *r);
 
 static void on_retry(evutil_socket_t fd, short what, void *arg)
 {
     llm_req *r = arg;
-    if (start_upstream(r) < 0)
-        reply_error_and_finish(r, 500, "internal_server_error", NULL,
-                               "sluice could not start the upstream request");
+    start_attempt(r);
 }
 
-static bool maybe_retry(llm_req *r)
+/* Clears what a failed attempt left behind, before the next one. */
+static void reset_attempt(llm_req *r)
 {
-    if (r->headers_sent || r->attempts > r->dep->max_retries || r->client_gone)
-        return false;
-    /* backoff: 0.25 s, 0.5 s, 1 s ... capped at 4 s */
-    double d = 0.25 * (double)(1 << (r->attempts - 1 < 4 ? r->attempts - 1 : 4));
-    struct timeval tv = {(time_t)d, (suseconds_t)((d - (double)(time_t)d) * 1e6)};
-    r->upstream_ms_total += (r->t_up_end > 0 ? r->t_up_end : now_ms()) - r->t_up_start;
+    if (r->t_up_start > 0)
+        r->upstream_ms_total += (r->t_up_end > 0 ? r->t_up_end : now_ms()) - r->t_up_start;
     r->t_up_start = r->t_up_first = r->t_up_end = 0;
-    evbuffer_drain(r->resp, evbuffer_get_length(r->resp));
-    log_msg(LOG_WARN, "call %s: retrying %s (attempt %d of %d)", r->call_id, r->dep->model_name,
-            r->attempts + 1, r->dep->max_retries + 1);
-    event_add(&r->retry_ev, &tv);
-    return true;
+    if (r->resp)
+        evbuffer_drain(r->resp, evbuffer_get_length(r->resp));
+    sse_free(&r->sse);
+    sse_free(&r->resplit);
+    if (r->pstream) {
+        r->ops->stream_free(r->pstream);
+        r->pstream = NULL;
+    }
+    curl_slist_free_all(r->t_hdrs);
+    r->t_hdrs = NULL;
+    free(r->t_url);
+    free(r->t_body);
+    r->t_url = r->t_body = NULL;
+    prov_err_free(&r->serr);
+    r->status = 0;
+    r->stream_failed = r->oversize = r->aborting = false;
+    event_del(&r->idle_ev);
+}
+
+/* A failed attempt, nothing sent to the client yet: another deployment of the group (LiteLLM's
+ * num_retries, retry_policy and backoff), else the next fallback group. Returns true when
+ * another attempt is scheduled; false when the caller should answer with the error. */
+static bool retry_or_fallback(llm_req *r, router_outcome oc, int status, double retry_after)
+{
+    router_done(r, oc, status, retry_after);
+    if (r->headers_sent || r->client_gone || !g_router)
+        return false;
+    double now = now_wall();
+    if (r->retries_left < 0)
+        r->retries_left = router_retries_for(g_router, r->dep, oc, r->req_num_retries);
+    if (r->retries_left > 0 && r->route.group &&
+        router_should_retry(g_router, r->route.group, oc, r->req_fallbacks, now)) {
+        r->retries_left--;
+        int ms = router_backoff_ms(g_router, r->route.group, r->attempted_retries, retry_after,
+                                   now);
+        r->attempted_retries++;
+        reset_attempt(r);
+        log_msg(LOG_WARN, "call %s: %s failed (HTTP %d): retry %d in %d ms", r->call_id,
+                r->dep->model_name, status, r->attempted_retries, ms);
+        struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+        event_add(&r->retry_ev, &tv);
+        return true;
+    }
+    if (!r->fallbacks_known) {
+        r->nfallbacks = router_fallbacks(g_router, r->req_model, oc, r->req_fallbacks,
+                                         r->fallbacks, 8);
+        r->fallbacks_known = true;
+    }
+    while (r->fb_next < r->nfallbacks) {
+        const char *g = r->fallbacks[r->fb_next++];
+        router_route next;
+        if (!router_resolve(g_router, g, &next))
+            continue;
+        r->route = next;
+        r->ntried = 0;
+        r->retries_left = -1;
+        r->attempted_fallbacks++;
+        reset_attempt(r);
+        log_msg(LOG_WARN, "call %s: %s failed (HTTP %d): falling back to %s", r->call_id,
+                r->dep->model_name, status, g);
+        struct timeval tv = {0, 0};
+        event_add(&r->retry_ev, &tv);
+        return true;
+    }
+    return false;
 }
 
 /* Streams end with the translators' final chunks and, for Anthropic clients, message_stop. */
@@ -707,7 +825,7 @@ static void end_stream(llm_req *r)
         deliver_openai_sse(r, &b);
         sbuf_free(&b);
     }
-    if (r->astream) {
+    if (r->astream && r->ufmt != UP_ANTHROPIC) { /* pass-through streams end themselves */
         sbuf b;
         sbuf_init(&b);
         anth_out_stream_end(r->astream, &b);
@@ -785,7 +903,7 @@ static void on_done(ups_xfer *x, CURLcode rc, long status, const char *errbuf)
     if (rc != CURLE_OK) {
         char msg[1024];
         if (rc == CURLE_OPERATION_TIMEDOUT) {
-            if (!r->headers_sent && maybe_retry(r))
+            if (retry_or_fallback(r, ROUTER_TIMEOUT, 408, -1))
                 return;
             snprintf(msg, sizeof msg, "litellm.Timeout: %s - Request timed out after %g s "
                                       "waiting for %s (model=%s)",
@@ -793,7 +911,7 @@ static void on_done(ups_xfer *x, CURLcode rc, long status, const char *errbuf)
             reply_error_and_finish(r, 408, "timeout", NULL, msg);
             return;
         }
-        if (retryable_curl(rc) && maybe_retry(r))
+        if (retry_or_fallback(r, ROUTER_CONNECTION_ERROR, 0, -1))
             return;
         snprintf(msg, sizeof msg, "litellm.APIConnectionError: %s - cannot reach provider '%s' "
                                   "at %s: %s",
@@ -803,7 +921,7 @@ static void on_done(ups_xfer *x, CURLcode rc, long status, const char *errbuf)
         return;
     }
     if (r->status < 200 || r->status >= 300) {
-        if ((r->status == 429 || r->status >= 500) && maybe_retry(r))
+        if (retry_or_fallback(r, classify_error(r), (int)r->status, r->x.retry_after))
             return;
         reply_upstream_error(r);
         return;
@@ -1340,7 +1458,6 @@ static void reply_mock(llm_req *r, const char *body, size_t body_len, bool inclu
     reply_local(r, out, len);
 }
 
-/* The OpenAI-shaped routes: body parsed without a tree, forwarded as spans. */
 /* Admission for the deployment just chosen: false after replying with the refusal. */
 static bool admit(llm_req *r, const auth_ident *id, size_t prompt_bytes, int64_t max_tokens)
 {
@@ -1362,13 +1479,156 @@ static bool admit(llm_req *r, const auth_ident *id, size_t prompt_bytes, int64_t
     return false;
 }
 
-/* The model the key's aliases map the client's name to, else the client's name. */
-static const cfg_deployment *find_deployment(const cfg *c, const auth_ident *id, const char *model)
+/* Picks a deployment of the request's group (or takes the pinned one), counts it with the
+ * router, and starts the call in the shape that deployment needs. Every attempt — the first,
+ * each retry, each fallback group — comes through here. */
+static void start_attempt(llm_req *r)
 {
-    const char *alias = policy_alias(id, model);
-    return cfg_find_model(c, alias ? alias : model);
+    double now = now_wall();
+    const cfg_deployment *d = NULL;
+    router_pick_result res = {0};
+    for (int guard = 0; guard < 8 && !d; guard++) {
+        if (r->route.pinned) {
+            d = r->route.pinned;
+        } else if (router_pick(g_router, r->route.group, r->tried, r->ntried, now, &res)) {
+            d = res.d;
+        } else if (res.status == ROUTER_NONE_EXCLUDED && r->ntried) {
+            r->ntried = 0; /* everything was tried once: any healthy deployment again */
+            continue;
+        } else {
+            break;
+        }
+        if (!router_begin(g_router, d, now)) { /* its rpm slot went to another thread */
+            if (r->ntried < 16)
+                r->tried[r->ntried++] = d->id;
+            d = NULL;
+        }
+    }
+    if (!d) {
+        char msg[700];
+        router_format_no_deployments(g_router, r->route.group, r->req_model, &res, now, msg,
+                                     sizeof msg);
+        struct evkeyvalq *h = evhttp_request_get_output_headers(r->req);
+        char v[16];
+        snprintf(v, sizeof v, "%d", res.retry_after_s > 0 ? res.retry_after_s : 1);
+        if (!evhttp_find_header(h, "retry-after"))
+            evhttp_add_header(h, "retry-after", v);
+        reply_error_and_finish(r, 429, "rate_limit_error", NULL, msg);
+        return;
+    }
+    r->begun = true;
+    r->t_attempt = now_ms();
+    r->dep = d;
+    if (r->ntried < 16)
+        r->tried[r->ntried++] = d->id;
+    /* the upstream "model" (wildcard routes fill in what the client asked for) */
+    const char *um = router_model_for(&r->route, d, r->upmodel, sizeof r->upmodel);
+    if (um)
+        memmove(r->upmodel, um, strlen(um) + 1);
+    else
+        snprintf(r->upmodel, sizeof r->upmodel, "%s", d->upstream_model);
+    struct evbuffer *in = evhttp_request_get_input_buffer(r->req);
+    size_t len = evbuffer_get_length(in);
+    const char *body = len ? (const char *)evbuffer_pullup(in, -1) : "";
+    char msg[1024];
+    if (d->mock_response) {
+        reply_mock(r, body, len, r->client_usage, d->mock_response);
+        return;
+    }
+    if (d->kind == PROV_UNIMPLEMENTED) {
+        snprintf(msg, sizeof msg, "model=%s uses provider '%s', which sluice does not implement "
+                                  "yet. Supported providers: openai, azure, anthropic, "
+                                  "vertex_ai, gemini, hosted_vllm, openai_compatible, "
+                                  "ollama_chat.",
+                 r->model, d->provider);
+        reply_error_and_finish(r, 400, "invalid_request_error", "model", msg);
+        return;
+    }
+    bool native = d->kind == PROV_ANTHROPIC || d->kind == PROV_VERTEX_CLAUDE;
+    if (r->cfmt == FMT_ANTHROPIC && native) {
+        r->ufmt = UP_ANTHROPIC;
+        with_token(r);
+        return;
+    }
+    if (!prov_is_openai_shaped(d->kind)) {
+        if (r->ep == EP_COMPLETIONS && r->cfmt == FMT_OPENAI) {
+            snprintf(msg, sizeof msg, "model=%s: provider '%s' has no text completion API; use "
+                                      "/v1/chat/completions", r->model, d->provider);
+            reply_error_and_finish(r, 400, "invalid_request_error", "model", msg);
+            return;
+        }
+        if (!r->oreq) {
+            r->oreq = cJSON_ParseWithLength(body, len);
+            if (!r->oreq) {
+                reply_error_and_finish(r, 400, "invalid_request_error", NULL, "Invalid JSON body");
+                return;
+            }
+        }
+        r->ufmt = UP_TRANSLATED;
+        r->ops = ops_for(d->kind);
+        with_token(r);
+        return;
+    }
+    /* OpenAI-shaped: the client's spans (or, for /v1/messages, the translated request's) with
+     * the model rewritten */
+    const char *src = r->cfmt == FMT_ANTHROPIC ? r->xbody : body;
+    if (!r->have_oq || !src) {
+        reply_error_and_finish(r, 500, "internal_server_error", NULL,
+                               "could not prepare the request");
+        return;
+    }
+    if (!oai_build_upstream_body_buf(src, &r->oq, r->upmodel, r->stream, &r->up_body,
+                                     &r->up_cap, &r->up_len)) {
+        reply_error_and_finish(r, 500, "internal_server_error", NULL, "out of memory");
+        return;
+    }
+    r->ufmt = UP_OPENAI;
+    prov_endpoint ep = r->cfmt == FMT_ANTHROPIC ? EP_CHAT : r->ep;
+    r->u_url = d->url[ep];
+    r->u_curlu = d->curlu[ep];
+    r->u_body = r->up_body;
+    r->u_len = r->up_len;
+    r->u_headers = d->headers;
+    go_upstream(r);
 }
 
+/* Resolves the requested model to a route; false after answering 400. */
+static bool resolve(llm_req *r, const auth_ident *id, const char *model)
+{
+    const char *alias = policy_alias(id, model);
+    snprintf(r->req_model, sizeof r->req_model, "%s", alias ? alias : model);
+    if (g_router && router_resolve(g_router, r->req_model, &r->route)) {
+        r->dep = r->route.pinned ? r->route.pinned
+                                 : router_group_at(g_router, r->route.group, 0);
+        if (r->dep)
+            return true;
+    }
+    char msg[700];
+    snprintf(msg, sizeof msg, "Invalid model name passed in model=%s. Call `/v1/models` to view "
+                              "available models for your key.", model);
+    reply_error_and_finish(r, 400, "invalid_request_error", "model", msg);
+    return false;
+}
+
+/* The request's own routing knobs: "fallbacks", "num_retries", x-litellm-num-retries. */
+static void read_routing_knobs(llm_req *r, const char *body, const oai_request *oq)
+{
+    r->retries_left = -1;
+    r->req_num_retries = -1;
+    const jmember *fb = jscan_find(body, oq->m, oq->count, "fallbacks");
+    if (fb && body[fb->val_off] == '[')
+        r->req_fallbacks = cJSON_ParseWithLength(body + fb->val_off, fb->val_len);
+    const jmember *nr = jscan_find(body, oq->m, oq->count, "num_retries");
+    double d;
+    if (nr && jscan_number(body + nr->val_off, nr->val_len, &d) && d >= 0 && d <= 20)
+        r->req_num_retries = (int)d;
+    const char *h = evhttp_find_header(evhttp_request_get_input_headers(r->req),
+                                       "x-litellm-num-retries");
+    if (h && atoi(h) >= 0 && atoi(h) <= 20)
+        r->req_num_retries = atoi(h);
+}
+
+/* The OpenAI-shaped routes: body parsed without a tree, forwarded as spans. */
 static void handle(worker *w, struct evhttp_request *req, prov_endpoint ep, const char *path,
                    const auth_ident *id)
 {
@@ -1378,88 +1638,37 @@ static void handle(worker *w, struct evhttp_request *req, prov_endpoint ep, cons
     struct evbuffer *in = evhttp_request_get_input_buffer(req);
     size_t len = evbuffer_get_length(in);
     const char *body = len ? (const char *)evbuffer_pullup(in, -1) : "";
-    oai_request oreq;
     char err[256];
-    if (oai_parse_request(body, len, &oreq, err, sizeof err) < 0) {
-        oai_request_free(&oreq);
+    r->retries_left = -1;
+    r->req_num_retries = -1;
+    r->have_oq = true;
+    if (oai_parse_request(body, len, &r->oq, err, sizeof err) < 0) {
         reply_error_and_finish(r, 400, "invalid_request_error", NULL, err);
         return;
     }
-    r->model = oreq.model ? strdup(oreq.model) : NULL;
-    r->stream = oreq.stream && ep != EP_EMBEDDINGS;
-    r->client_usage = oreq.include_usage;
-    char msg[1024];
-    if (!oreq.model || !oreq.model[0]) {
-        oai_request_free(&oreq);
+    const oai_request *oq = &r->oq;
+    r->model = oq->model ? strdup(oq->model) : NULL;
+    r->stream = oq->stream && ep != EP_EMBEDDINGS;
+    r->client_usage = oq->include_usage;
+    if (!oq->model || !oq->model[0]) {
         reply_error_and_finish(r, 400, "invalid_request_error", "model",
                                "Invalid model name passed in model=None. Pass \"model\" in the "
                                "request body; call `/v1/models` to view available models.");
         return;
     }
-    r->dep = find_deployment(w->cfg, id, oreq.model);
-    if (!r->dep) {
-        snprintf(msg, sizeof msg, "Invalid model name passed in model=%s. Call `/v1/models` to "
-                                  "view available models for your key.", oreq.model);
-        oai_request_free(&oreq);
-        reply_error_and_finish(r, 400, "invalid_request_error", "model", msg);
+    if (!resolve(r, id, oq->model))
+        return;
+    if (oq->user)
+        r->end_user = strdup(oq->user);
+    read_routing_knobs(r, body, oq);
+    if (!admit(r, id, len, oq->max_tokens))
+        return;
+    if (oq->mock_response) { /* LiteLLM's request-level mock: no deployment is called */
+        reply_mock(r, body, len, oq->include_usage, oq->mock_response);
         return;
     }
-    if (oreq.user)
-        r->end_user = strdup(oreq.user);
-    if (!admit(r, id, len, oreq.max_tokens)) {
-        oai_request_free(&oreq);
-        return;
-    }
-    const char *mock = oreq.mock_response ? oreq.mock_response : r->dep->mock_response;
-    if (mock) {
-        reply_mock(r, body, len, oreq.include_usage, mock);
-        oai_request_free(&oreq);
-        return;
-    }
-    if (r->dep->kind == PROV_UNIMPLEMENTED) {
-        snprintf(msg, sizeof msg, "model=%s uses provider '%s', which sluice does not implement "
-                                  "yet. Supported providers: openai, azure, anthropic, "
-                                  "vertex_ai, gemini, hosted_vllm, openai_compatible, "
-                                  "ollama_chat.",
-                 oreq.model, r->dep->provider);
-        oai_request_free(&oreq);
-        reply_error_and_finish(r, 400, "invalid_request_error", "model", msg);
-        return;
-    }
-    if (!prov_is_openai_shaped(r->dep->kind)) {
-        oai_request_free(&oreq);
-        if (ep == EP_COMPLETIONS) {
-            snprintf(msg, sizeof msg, "model=%s: provider '%s' has no text completion API; use "
-                                      "/v1/chat/completions", r->model, r->dep->provider);
-            reply_error_and_finish(r, 400, "invalid_request_error", "model", msg);
-            return;
-        }
-        r->ufmt = UP_TRANSLATED;
-        r->ops = ops_for(r->dep->kind);
-        r->oreq = cJSON_ParseWithLength(body, len);
-        if (!r->oreq) {
-            reply_error_and_finish(r, 400, "invalid_request_error", NULL, "Invalid JSON body");
-            return;
-        }
-        track_client(r);
-        with_token(r);
-        return;
-    }
-    bool built = oai_build_upstream_body_buf(body, &oreq, r->dep->upstream_model, r->stream,
-                                             &r->up_body, &r->up_cap, &r->up_len);
-    oai_request_free(&oreq);
-    if (!built) {
-        reply_error_and_finish(r, 500, "internal_server_error", NULL, "out of memory");
-        return;
-    }
-    r->ufmt = UP_OPENAI;
-    r->u_url = r->dep->url[ep];
-    r->u_curlu = r->dep->curlu[ep];
-    r->u_body = r->up_body;
-    r->u_len = r->up_len;
-    r->u_headers = r->dep->headers;
     track_client(r);
-    go_upstream(r);
+    start_attempt(r);
 }
 
 void gw_chat(worker *w, struct evhttp_request *req, const auth_ident *id)
@@ -1504,6 +1713,8 @@ static void handle_messages(worker *w, struct evhttp_request *req, bool count_to
                          FMT_ANTHROPIC);
     if (!r)
         return;
+    r->retries_left = -1;
+    r->req_num_retries = -1;
     struct evbuffer *in = evhttp_request_get_input_buffer(req);
     size_t len = evbuffer_get_length(in);
     const char *body = len ? (const char *)evbuffer_pullup(in, -1) : "";
@@ -1515,7 +1726,6 @@ static void handle_messages(worker *w, struct evhttp_request *req, bool count_to
         return;
     }
     const cJSON *mj = cJSON_GetObjectItemCaseSensitive(areq, "model");
-    char msg[1024];
     if (!cJSON_IsString(mj) || !mj->valuestring[0]) {
         cJSON_Delete(areq);
         reply_error_and_finish(r, 400, "invalid_request_error", "model",
@@ -1524,30 +1734,19 @@ static void handle_messages(worker *w, struct evhttp_request *req, bool count_to
     }
     r->model = strdup(mj->valuestring);
     r->stream = !count_tokens && cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(areq, "stream"));
-    r->dep = find_deployment(w->cfg, id, r->model);
-    if (!r->dep) {
+    if (!resolve(r, id, r->model)) {
         cJSON_Delete(areq);
-        snprintf(msg, sizeof msg, "Invalid model name passed in model=%s. Call `/v1/models` to "
-                                  "view available models for your key.", r->model);
-        reply_error_and_finish(r, 400, "invalid_request_error", "model", msg);
         return;
     }
-    if (r->dep->kind == PROV_UNIMPLEMENTED) {
-        cJSON_Delete(areq);
-        snprintf(msg, sizeof msg, "model=%s uses provider '%s', which sluice does not implement "
-                                  "yet.", r->model, r->dep->provider);
-        reply_error_and_finish(r, 400, "invalid_request_error", "model", msg);
-        return;
-    }
-    if (!count_tokens) {
-        const cJSON *mt = cJSON_GetObjectItemCaseSensitive(areq, "max_tokens");
-        if (!admit(r, id, len, cJSON_IsNumber(mt) ? (int64_t)mt->valuedouble : -1)) {
+    if (count_tokens) {
+        if (r->dep->kind == PROV_ANTHROPIC && !r->dep->mock_response) {
+            /* Anthropic counts exactly: pass the request through */
             cJSON_Delete(areq);
+            r->ufmt = UP_ANTHROPIC;
+            track_client(r);
+            with_token(r);
             return;
         }
-    }
-    bool native = r->dep->kind == PROV_ANTHROPIC || r->dep->kind == PROV_VERTEX_CLAUDE;
-    if (count_tokens && (!native || r->dep->kind == PROV_VERTEX_CLAUDE || r->dep->mock_response)) {
         char out[64];
         int n = snprintf(out, sizeof out, "{\"input_tokens\":%ld}", estimate_tokens(areq));
         cJSON_Delete(areq);
@@ -1557,14 +1756,12 @@ static void handle_messages(worker *w, struct evhttp_request *req, bool count_to
         finish(r, 200);
         return;
     }
-    if (native && !r->dep->mock_response) {
+    const cJSON *mt = cJSON_GetObjectItemCaseSensitive(areq, "max_tokens");
+    if (!admit(r, id, len, cJSON_IsNumber(mt) ? (int64_t)mt->valuedouble : -1)) {
         cJSON_Delete(areq);
-        r->ufmt = UP_ANTHROPIC;
-        track_client(r);
-        with_token(r);
         return;
     }
-    /* any other provider: Anthropic → OpenAI, served as chat, translated back */
+    /* Translated once, for whichever non-Anthropic deployment the router picks. */
     prov_err e = {0};
     cJSON *oreq = anth_to_openai_request(areq, &e);
     cJSON_Delete(areq);
@@ -1577,46 +1774,18 @@ static void handle_messages(worker *w, struct evhttp_request *req, bool count_to
     r->client_usage = true; /* the Anthropic answer always carries usage */
     if (r->stream)
         r->astream = anth_out_stream_new(r->model, r->resp_id);
-    if (r->dep->mock_response) {
-        char *ob = cJSON_PrintUnformatted(oreq);
-        cJSON_Delete(oreq);
-        reply_mock(r, ob ? ob : "", ob ? strlen(ob) : 0, true, r->dep->mock_response);
-        free(ob);
-        return;
-    }
-    if (!prov_is_openai_shaped(r->dep->kind)) {
-        r->ufmt = UP_TRANSLATED;
-        r->ops = ops_for(r->dep->kind);
-        r->oreq = oreq;
-        track_client(r);
-        with_token(r);
-        return;
-    }
-    /* OpenAI-shaped upstream: serialise the translated request once and use the fast path */
-    r->t_body = cJSON_PrintUnformatted(oreq);
-    cJSON_Delete(oreq);
-    oai_request o;
+    r->xbody = cJSON_PrintUnformatted(oreq);
+    r->xlen = r->xbody ? strlen(r->xbody) : 0;
+    r->oreq = oreq;
     char err[256];
-    if (!r->t_body || oai_parse_request(r->t_body, strlen(r->t_body), &o, err, sizeof err) < 0) {
+    r->have_oq = true;
+    if (!r->xbody || oai_parse_request(r->xbody, r->xlen, &r->oq, err, sizeof err) < 0) {
         reply_error_and_finish(r, 500, "internal_server_error", NULL,
                                "could not translate the request");
         return;
     }
-    bool built = oai_build_upstream_body_buf(r->t_body, &o, r->dep->upstream_model, r->stream,
-                                             &r->up_body, &r->up_cap, &r->up_len);
-    oai_request_free(&o);
-    if (!built) {
-        reply_error_and_finish(r, 500, "internal_server_error", NULL, "out of memory");
-        return;
-    }
-    r->ufmt = UP_OPENAI;
-    r->u_url = r->dep->url[EP_CHAT];
-    r->u_curlu = r->dep->curlu[EP_CHAT];
-    r->u_body = r->up_body;
-    r->u_len = r->up_len;
-    r->u_headers = r->dep->headers;
     track_client(r);
-    go_upstream(r);
+    start_attempt(r);
 }
 
 void gw_messages(worker *w, struct evhttp_request *req, const auth_ident *id)
@@ -1713,5 +1882,19 @@ int gw_prepare(cfg *c)
             }
         }
     }
+    char err[512];
+    g_router = router_new(c, err, sizeof err);
+    if (!g_router) {
+        fprintf(stderr, "sluice: %s\n", err);
+        return -1;
+    }
+    for (const char *const *n = router_notes(g_router); n && *n; n++)
+        log_msg(LOG_WARN, "router: %s", *n);
     return 0;
+}
+
+void gw_release(void)
+{
+    router_free(g_router);
+    g_router = NULL;
 }

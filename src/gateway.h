@@ -10,6 +10,8 @@
  * (provider auth, content type, no Expect: 100-continue) and the outbound proxy decision.
  * Returns 0, or -1 on allocation failure. */
 int gw_prepare(cfg *c);
+/* Frees what gw_prepare built (the router), after serving. */
+void gw_release(void);
 
 /* Frees the calling worker thread's caches; call as the thread ends. */
 void gw_thread_exit(void);

@@ -271,7 +271,8 @@ static int cmd_serve(int argc, char **argv)
     admin_init(&(admin_env){.st = g_store, .kc = kc, .cfg = c});
     if (!kc || policy_init(c, g_store, kc) < 0 || gw_prepare(c) < 0 ||
         routes_init(c, g_store) < 0) {
-        fprintf(stderr, "sluice: out of memory preparing the config\n");
+        fprintf(stderr, "sluice: could not prepare the config (see above)\n");
+        stop_backends();
         return 1;
     }
     int n;
@@ -283,6 +284,7 @@ static int cmd_serve(int argc, char **argv)
     rc = http_serve(&ho);
     stop_backends(); /* no-op when http_serve already did it; covers a failed start */
     keycache_free(kc);
+    gw_release();
     routes_free();
     cfg_free(c);
     curl_global_cleanup();

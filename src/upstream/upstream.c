@@ -5,6 +5,7 @@
 #include <event2/event_struct.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "obs/log.h"
@@ -178,6 +179,7 @@ void ups_loop_free(ups_loop *l)
 }
 
 static size_t write_cb(char *p, size_t size, size_t nmemb, void *ud);
+static size_t header_cb(char *p, size_t size, size_t nmemb, void *ud);
 
 /* Options every transfer shares are set once per handle; ups_start sets the rest each time
  * (curl_easy_reset per transfer was measurable). */
@@ -191,6 +193,7 @@ static CURL *easy_get(ups_loop *l)
     curl_easy_setopt(e, CURLOPT_POST, 1L);
     curl_easy_setopt(e, CURLOPT_NOPROXY, ""); /* the caller's proxy decision is final */
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, write_cb);
+    curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, header_cb);
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
     curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
@@ -225,6 +228,24 @@ static size_t write_cb(char *p, size_t size, size_t nmemb, void *ud)
     if (r == CURL_WRITEFUNC_PAUSE)
         x->paused = true;
     return r;
+}
+
+/* Response headers: only Retry-After matters to the caller (backoff and cooldowns). */
+static size_t header_cb(char *p, size_t size, size_t nmemb, void *ud)
+{
+    ups_xfer *x = ud;
+    size_t n = size * nmemb;
+    if (n > 12 && (p[0] == 'r' || p[0] == 'R') && strncasecmp(p, "retry-after:", 12) == 0) {
+        char tmp[32];
+        size_t l = n - 12 < sizeof tmp - 1 ? n - 12 : sizeof tmp - 1;
+        memcpy(tmp, p + 12, l);
+        tmp[l] = 0;
+        char *end;
+        double v = strtod(tmp, &end);
+        if (end != tmp && v >= 0)
+            x->retry_after = v; /* HTTP-date forms are left unparsed (-1) */
+    }
+    return n;
 }
 
 static void release(ups_xfer *x)
@@ -272,6 +293,8 @@ int ups_start(ups_loop *l, ups_xfer *x, const ups_request *r)
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, r->headers);
     curl_easy_setopt(e, CURLOPT_PROXY, r->proxy ? r->proxy : "");
     curl_easy_setopt(e, CURLOPT_WRITEDATA, x);
+    curl_easy_setopt(e, CURLOPT_HEADERDATA, x);
+    x->retry_after = -1;
     curl_easy_setopt(e, CURLOPT_PRIVATE, x);
     curl_easy_setopt(e, CURLOPT_ERRORBUFFER, x->errbuf);
     curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, r->timeout_ms > 0 ? r->timeout_ms : 0L);

@@ -36,6 +36,7 @@ struct ups_xfer {
     CURL *easy;
     ups_loop *loop;
     bool paused;
+    double retry_after;   /* the response's Retry-After in seconds, -1 when absent */
     char errbuf[CURL_ERROR_SIZE];
 };
 
