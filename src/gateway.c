@@ -1398,6 +1398,7 @@ static void track_client(llm_req *r)
 /* Delivers an OpenAI-format answer built here (mock_response) in the client's format. */
 static void reply_local(llm_req *r, char *oai, size_t len)
 {
+    detach_conn(r); /* no close callback may outlive the reply */
     struct evkeyvalq *h = evhttp_request_get_output_headers(r->req);
     bool sse = r->stream && r->ep != EP_EMBEDDINGS;
     if (r->cfmt == FMT_ANTHROPIC) {

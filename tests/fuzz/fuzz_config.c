@@ -84,20 +84,25 @@ static void restore_env(void)
 /* libfyaml 0.7.12 (Debian 12) loops forever on a directive line ('%' at a line start) holding
  * a byte that is not UTF-8, e.g. the two bytes "%\xff"; FUZZ_KNOWN=fyaml_directive_hang skips
  * such inputs so the rest of the loader gets fuzzed. */
+/* Strict UTF-8 (RFC 3629: no overlong forms, surrogates or code points past U+10FFFF). */
 static bool valid_utf8(const uint8_t *s, size_t n)
 {
     for (size_t i = 0; i < n;) {
         uint8_t c = s[i];
-        size_t k = c < 0x80             ? 1
-                   : (c & 0xE0) == 0xC0 ? 2
-                   : (c & 0xF0) == 0xE0 ? 3
-                   : (c & 0xF8) == 0xF0 ? 4
-                                        : 0;
+        size_t k = c < 0x80                 ? 1
+                   : c >= 0xC2 && c <= 0xDF ? 2
+                   : c >= 0xE0 && c <= 0xEF ? 3
+                   : c >= 0xF0 && c <= 0xF4 ? 4
+                                            : 0;
         if (k == 0 || i + k > n)
             return false;
         for (size_t j = 1; j < k; j++)
             if ((s[i + j] & 0xC0) != 0x80)
                 return false;
+        uint8_t d = k > 1 ? s[i + 1] : 0;
+        if ((c == 0xE0 && d < 0xA0) || (c == 0xED && d > 0x9F) || (c == 0xF0 && d < 0x90) ||
+            (c == 0xF4 && d > 0x8F))
+            return false;
         i += k;
     }
     return true;
