@@ -535,6 +535,7 @@ rm -rf "$RESULTS_DIR/raw"
 mkdir -p "$RESULTS_DIR/raw"
 STEAL_START=$(cpu_snapshot)
 START_EPOCH=$(date +%s)
+LOAD_START=$(cut -d' ' -f1 /proc/loadavg 2>/dev/null || echo -)
 
 MOCK_PID="" PROXY_PID="" SLUICE_PID=""
 render_nginx_conf "$BENCH_DIR/nginx/mock.conf.in" "$TMP/mock.conf"
@@ -736,6 +737,7 @@ if [[ -f "$TMP/sluice.log" ]]; then
     } >"$RESULTS_DIR/raw/sluice.log"
 fi
 STEAL_TOTAL=$(steal_pct "$STEAL_START" "$(cpu_snapshot)")
+LOAD_END=$(cut -d' ' -f1 /proc/loadavg 2>/dev/null || echo -)
 ELAPSED=$(($(date +%s) - START_EPOCH))
 
 # ---------------------------------------------------------------- report --
@@ -770,6 +772,7 @@ target_check() { # NAME OK(yes/no/n/a) DETAIL
     echo "  nginx-proxy and sluice (vkey64: master key and virtual key) in alternating order. Tables show the **best round** (highest req/s;"
     echo "  for the 1-connection scenario, lowest p50). All rounds are listed under *Raw rounds*."
     echo "- CPU steal over the whole run: ${STEAL_TOTAL}% (high steal makes absolute numbers noisy; compare ratios). Run time ${ELAPSED}s."
+    echo "- load average (1 min) before start: ${LOAD_START}, at the end: ${LOAD_END} (the run itself brings it to about 2-3; a higher value before start means other processes share the CPUs)."
     echo "- sluice: $SLUICE_BIN, 2 workers, log (stderr) to ${SLUICE_LOG_DEST:-n/a}, working dir = temp dir; nginx-proxy: 2 workers, upstream keepalive 64, access_log off; mock: nginx, 1 worker."
     if [[ -n "$SLUICE_PID" ]]; then
         echo "- sluice config: bench-model priced (input $PRICE_IN, output $PRICE_OUT per token), proxy_batch_write_at 1; $VKEY_DB_INFO."

@@ -429,6 +429,19 @@ static char *host_of(const char *url)
 
 #define AZURE_DEFAULT_API_VERSION "2024-10-21"
 
+/* Keys router/ and spend/ read from the JSON copies of litellm_params / router_settings /
+ * litellm_settings: accepted here without being reported as ignored. */
+static const char *const router_param_keys[] = {
+    "weight", "order", "num_retries", "cooldown_time", "input_cost_per_token",
+    "output_cost_per_token", "cache_read_input_token_cost", "cache_creation_input_token_cost",
+    NULL};
+static const char *const router_setting_keys[] = {
+    "routing_strategy", "routing_strategy_args", "num_retries", "retry_after",
+    "stream_timeout", "fallbacks", "context_window_fallbacks", "content_policy_fallbacks",
+    "default_fallbacks", "max_fallbacks", "allowed_fails", "allowed_fails_policy",
+    "cooldown_time", "disable_cooldowns", "retry_policy", "model_group_alias",
+    "enable_pre_call_checks", NULL};
+
 static void env_default(char **field, const char *var)
 {
     const char *v;
@@ -525,7 +538,9 @@ static void load_deployment(loader *L, struct fy_node *item, size_t index)
                 else
                     d.tpm = (long)r;
             }
-            note_ignored(L, "litellm_params", key, fy_node_pair_key(p)); /* router: not yet */
+            /* used by the router for selection */
+        } else if (in_list(key, router_param_keys)) {
+            /* read by router/ from litellm_params */
         } else if (strcmp(key, "mock_response") == 0) {
             d.mock_response = scalar_str(L, v, "litellm_params.mock_response");
         } else if (strcmp(key, "api_version") == 0) {
@@ -798,7 +813,8 @@ static void load_litellm_settings(loader *L, struct fy_node *n)
         } else if (strcmp(key, "set_verbose") == 0) {
             /* deprecated in LiteLLM too; --detailed_debug is the switch */
         } else {
-            note_ignored(L, "litellm_settings", key, fy_node_pair_key(p));
+            if (!in_list(key, router_setting_keys))
+                note_ignored(L, "litellm_settings", key, fy_node_pair_key(p));
         }
     }
 }
@@ -814,7 +830,7 @@ static void load_router_settings(loader *L, struct fy_node *n)
             double t;
             if (scalar_num(L, fy_node_pair_value(p), "router_settings.timeout", &t) && t > 0)
                 L->c->request_timeout = t;
-        } else {
+        } else if (!in_list(key, router_setting_keys)) {
             note_ignored(L, "router_settings", key, fy_node_pair_key(p));
         }
     }

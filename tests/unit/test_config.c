@@ -255,7 +255,7 @@ static void test_full_config(void **state)
     /* ignored keys: listed, with their section, once per key name */
     assert_true(has_ignored(c, "general_settings.alerting"));
     assert_true(has_ignored(c, "some_future_section"));
-    assert_int_equal(count_ignored(c, "litellm_params.rpm"), 1);
+    assert_false(has_ignored(c, "litellm_params.rpm")); /* the router uses it */
     assert_false(has_ignored(c, "general_settings.master_key"));
     assert_false(has_ignored(c, "litellm_params.model"));
     bool found_line = false;
@@ -745,8 +745,8 @@ static void test_ignored_once_per_key(void **state)
     assert_non_null(c);
     assert_int_equal(count_ignored(c, "general_settings.alerting"), 1);
     assert_int_equal(count_ignored(c, "general_settings.alert_types"), 1);
-    assert_int_equal(count_ignored(c, "router_settings.routing_strategy"), 1);
-    assert_int_equal(count_ignored(c, "litellm_params.tpm"), 1);
+    assert_int_equal(count_ignored(c, "router_settings.routing_strategy"), 0); /* router */
+    assert_int_equal(count_ignored(c, "litellm_params.tpm"), 0);
     assert_int_equal(count_ignored(c, "litellm_params.custom_llm_provider"), 1);
     /* each entry carries the line of its first occurrence */
     bool seen = false;
