@@ -790,8 +790,25 @@ static bool retry_or_fallback(llm_req *r, router_outcome oc, int status, double 
         r->nfallbacks = router_fallbacks(g_router, r->req_model, oc, r->req_fallbacks,
                                          r->fallbacks, 8);
         r->fallbacks_known = true;
+    } else if (r->fb_next >= r->nfallbacks && r->nfallbacks > 0 &&
+               r->attempted_fallbacks < router_get_settings(g_router)->max_fallbacks) {
+        /* LiteLLM chains: a fallback group that fails falls back by its own entry; groups
+         * already tried are skipped, so a cycle ends */
+        const char *last = r->fallbacks[r->nfallbacks - 1];
+        const char *more[8];
+        int n = router_fallbacks(g_router, last, oc, NULL, more, 8);
+        int k = 0;
+        for (int i = 0; i < n; i++) {
+            bool seen = !strcmp(more[i], r->req_model);
+            for (int j = 0; j < r->nfallbacks && !seen; j++)
+                seen = !strcmp(more[i], r->fallbacks[j]);
+            if (!seen && r->nfallbacks + k < 8)
+                r->fallbacks[r->nfallbacks + k++] = more[i];
+        }
+        r->nfallbacks += k;
     }
-    while (r->fb_next < r->nfallbacks) {
+    while (r->fb_next < r->nfallbacks &&
+           r->attempted_fallbacks < router_get_settings(g_router)->max_fallbacks) {
         const char *g = r->fallbacks[r->fb_next++];
         router_route next;
         if (!router_resolve(g_router, g, &next))
@@ -1009,7 +1026,9 @@ static void on_abort(evutil_socket_t fd, short what, void *arg)
         reply_error_and_finish(r, 502, "upstream_error", NULL, msg);
         return;
     }
-    /* stream idle timeout */
+    /* stream idle timeout: before the first byte another attempt may still answer */
+    if (!r->headers_sent && retry_or_fallback(r, ROUTER_TIMEOUT, 408, -1))
+        return;
     char msg[512];
     snprintf(msg, sizeof msg, "litellm.Timeout: no data from %s for %g s (stream_timeout, "
                               "model=%s)",
@@ -1892,6 +1911,11 @@ int gw_prepare(cfg *c)
     for (const char *const *n = router_notes(g_router); n && *n; n++)
         log_msg(LOG_WARN, "router: %s", *n);
     return 0;
+}
+
+const struct router *gw_router(void)
+{
+    return g_router;
 }
 
 void gw_release(void)

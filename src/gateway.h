@@ -10,6 +10,9 @@
  * (provider auth, content type, no Expect: 100-continue) and the outbound proxy decision.
  * Returns 0, or -1 on allocation failure. */
 int gw_prepare(cfg *c);
+/* The router built by gw_prepare (model aliases for /v1/models). */
+struct router;
+const struct router *gw_router(void);
 /* Frees what gw_prepare built (the router), after serving. */
 void gw_release(void);
 

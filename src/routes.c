@@ -11,6 +11,7 @@
 
 #include "admin/admin.h"
 #include "gateway.h"
+#include "router/router.h"
 #include "http/reply.h"
 
 static char *g_models_body, *g_model_info_body;
@@ -60,6 +61,21 @@ int routes_init(const cfg *c, store *st)
         cJSON_AddBoolToObject(mi, "db_model", 0);
         cJSON_AddItemToObject(e, "model_info", mi);
         cJSON_AddItemToArray(idata, e);
+    }
+    /* model_group_alias names are models too (hidden ones are not listed) */
+    const router *rt = gw_router();
+    for (size_t i = 0; rt && i < router_alias_count(rt); i++) {
+        const char *alias, *group;
+        bool hidden;
+        router_alias_at(rt, i, &alias, &group, &hidden);
+        if (hidden || !alias)
+            continue;
+        cJSON *m = cJSON_CreateObject();
+        cJSON_AddStringToObject(m, "id", alias);
+        cJSON_AddStringToObject(m, "object", "model");
+        cJSON_AddNumberToObject(m, "created", 1677610602);
+        cJSON_AddStringToObject(m, "owned_by", "openai");
+        cJSON_AddItemToArray(data, m);
     }
     cJSON_AddStringToObject(models, "object", "list");
     g_models_body = cJSON_PrintUnformatted(models);

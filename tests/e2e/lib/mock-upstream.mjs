@@ -6,6 +6,9 @@
 //   mock.requests   -> every request received: {method, path, headers, body, rawBody, ...}
 //   mock.setBehavior({...}) / mock.reset()
 //   mock.aborted    -> how many responses were cut off because the peer (sluice) closed the connection
+//   mock.count(path?) -> how many requests arrived (optionally only those for one path)
+//   mock.countsByPath() -> {path: n}
+//   mock.failNext(n, {status, message, headers, ...}) -> the next n requests fail that way
 //   await mock.close()
 //
 // Everything the mock answers is deterministic so the tests can compute the
@@ -20,8 +23,19 @@ const ARGS_PIECE = 5; // characters per tool-call arguments delta
 const DEFAULT_BEHAVIOR = Object.freeze({
   // Wait this many ms before sending anything (timeouts, non-stream disconnects).
   delayMs: 0,
-  // Force an error: {status, message, type, param, code}. Sent instead of a normal answer.
+  // Force an error: {status, message, type, param, code, headers}. Sent instead of a normal
+  // answer; `headers` (optional) are extra response headers, e.g. {'retry-after': '1'}.
   error: null,
+  // Fail only the next `count` requests: {count, status, message, type, param, code, headers}
+  // (same fields as `error`); the count goes down with each request, then the mock answers
+  // normally again. `error` wins when both are set.
+  failNext: null,
+  // Streams (chat and completions): close the connection (no terminating chunk, no [DONE])
+  // after this many SSE events have been written; 0/null = never.
+  dropStreamAfter: null,
+  // Streaming chat/completions: send the 200 headers, then wait this many ms before the first
+  // SSE event (a stall before the first chunk, as opposed to delayMs which delays everything).
+  streamStallMs: 0,
   // Slow/long stream: {chunks, intervalMs, text}. Applies to streaming chat requests.
   slowStream: null,
   // Override the assistant text of chat answers (non tool-call).
@@ -133,7 +147,7 @@ export async function startMock(initialBehavior = {}) {
   const requests = [];
   let behavior = { ...DEFAULT_BEHAVIOR, ...initialBehavior };
   let seq = 0;
-  const stats = { aborted: 0, completed: 0 };
+  const stats = { aborted: 0, completed: 0, dropped: 0 };
   const sockets = new Set();
   const timers = new Set();
 
@@ -180,7 +194,14 @@ export async function startMock(initialBehavior = {}) {
         completed: false,
       };
       requests.push(record);
-      handle(req, res, record, bodyError, { ...behavior });
+      const b = { ...behavior };
+      if (!b.error && behavior.failNext && behavior.failNext.count > 0) {
+        behavior = { ...behavior, failNext: { ...behavior.failNext, count: behavior.failNext.count - 1 } };
+        b.error = behavior.failNext;
+        if (behavior.failNext.count <= 0) behavior.failNext = null;
+      }
+      if (b.error) record.forcedStatus = b.error.status || 500;
+      handle(req, res, record, bodyError, b);
     });
   });
 
@@ -200,8 +221,8 @@ export async function startMock(initialBehavior = {}) {
     res.end(data);
   }
 
-  function sendError(res, status, message, type = 'invalid_request_error', param = null, code = null) {
-    sendJSON(res, status, { error: { message, type, param, code } });
+  function sendError(res, status, message, type = 'invalid_request_error', param = null, code = null, headers = {}) {
+    sendJSON(res, status, { error: { message, type, param, code } }, headers);
   }
 
   // Tracks whether the response finished or the peer went away first.
@@ -230,7 +251,7 @@ export async function startMock(initialBehavior = {}) {
       if (res.destroyed) return;
       if (b.error) {
         const e = b.error;
-        sendError(res, e.status || 500, e.message || 'mock error', e.type || 'invalid_request_error', e.param ?? null, e.code ?? null);
+        sendError(res, e.status || 500, e.message || 'mock error', e.type || 'invalid_request_error', e.param ?? null, e.code ?? null, e.headers || {});
         return;
       }
       if (bodyError) {
@@ -255,7 +276,7 @@ export async function startMock(initialBehavior = {}) {
       return embeddings(res, body);
     }
     if (req.method === 'POST' && (p === '/v1/completions' || p === '/completions')) {
-      return completions(res, body, schedule);
+      return completions(res, body, schedule, b);
     }
     if (req.method === 'GET' && (p === '/v1/models' || p === '/models')) {
       return sendJSON(res, 200, {
@@ -357,10 +378,10 @@ export async function startMock(initialBehavior = {}) {
     if (includeUsage) {
       events.push({ id, object: 'chat.completion.chunk', created: MOCK_CREATED, model, system_fingerprint: 'fp_mock', choices: [], usage: usage(promptTokens, completionTokens) });
     }
-    streamEvents(res, events, b.slowStream ? b.slowStream.intervalMs ?? 50 : 0, schedule);
+    streamEvents(res, events, b.slowStream ? b.slowStream.intervalMs ?? 50 : 0, schedule, b);
   }
 
-  function streamEvents(res, events, intervalMs, schedule) {
+  function streamEvents(res, events, intervalMs, schedule, b = {}) {
     res.writeHead(200, {
       'content-type': 'text/event-stream; charset=utf-8',
       'cache-control': 'no-cache',
@@ -368,8 +389,16 @@ export async function startMock(initialBehavior = {}) {
     });
     if (typeof res.flushHeaders === 'function') res.flushHeaders();
     let i = 0;
+    const dropAfter = b.dropStreamAfter > 0 ? b.dropStreamAfter : 0;
     const step = () => {
       if (res.destroyed || res.writableEnded) return;
+      if (dropAfter && i >= dropAfter) {
+        // cut the connection without the terminating chunk: what was written is flushed first
+        // (socket.end), so the peer sees exactly `dropAfter` events and then EOF mid-body
+        stats.dropped++;
+        res.socket?.end();
+        return;
+      }
       if (i < events.length) {
         res.write(`data: ${JSON.stringify(events[i++])}\n\n`);
         if (intervalMs > 0) schedule(step, intervalMs);
@@ -378,7 +407,8 @@ export async function startMock(initialBehavior = {}) {
       }
       res.end('data: [DONE]\n\n');
     };
-    step();
+    if (b.streamStallMs > 0) schedule(step, b.streamStallMs);
+    else step();
   }
 
   function embeddings(res, body) {
@@ -397,7 +427,7 @@ export async function startMock(initialBehavior = {}) {
     });
   }
 
-  function completions(res, body, schedule) {
+  function completions(res, body, schedule, b = {}) {
     const id = `cmpl-mock${++seq}`;
     const prompt = Array.isArray(body.prompt) ? body.prompt.join('') : textOf(body.prompt);
     const text = expectedCompletionText(prompt);
@@ -423,7 +453,7 @@ export async function startMock(initialBehavior = {}) {
     }));
     events.push({ id, object: 'text_completion', created: MOCK_CREATED, model: body.model, choices: [{ text: '', index: 0, logprobs: null, finish_reason: 'stop' }] });
     if (includeUsage) events.push({ id, object: 'text_completion', created: MOCK_CREATED, model: body.model, choices: [], usage: u });
-    streamEvents(res, events, 0, schedule);
+    streamEvents(res, events, 0, schedule, b);
   }
 
   await new Promise((resolve, reject) => {
@@ -447,6 +477,10 @@ export async function startMock(initialBehavior = {}) {
     get completed() {
       return stats.completed;
     },
+    // streams cut on purpose by dropStreamAfter
+    get dropped() {
+      return stats.dropped;
+    },
     get behavior() {
       return { ...behavior };
     },
@@ -462,6 +496,23 @@ export async function startMock(initialBehavior = {}) {
     },
     clearRequests() {
       requests.length = 0;
+    },
+    // How many requests arrived, all or only those for `path` (e.g. '/v1/chat/completions').
+    count(path) {
+      if (!path) return requests.length;
+      let n = 0;
+      for (const r of requests) if (r.path === path) n++;
+      return n;
+    },
+    countsByPath() {
+      const out = {};
+      for (const r of requests) out[r.path] = (out[r.path] || 0) + 1;
+      return out;
+    },
+    // The next n requests fail with {status, message, type, param, code, headers}.
+    failNext(n, err = {}) {
+      behavior = { ...behavior, failNext: n > 0 ? { status: 500, ...err, count: n } : null };
+      return mock;
     },
     lastRequest(path) {
       for (let i = requests.length - 1; i >= 0; i--) {
