@@ -129,6 +129,7 @@ typedef struct {
     bool fallbacks_known, begun;
     cJSON *req_fallbacks;    /* the request's own "fallbacks" */
     int req_num_retries;     /* body num_retries / x-litellm-num-retries, -1 none */
+    double hdr_timeout;      /* x-litellm-timeout (seconds), 0 none */
     double t_attempt;        /* when the current attempt started (latency for the router) */
     char upmodel[256];       /* the upstream model of the current deployment */
     oai_request oq;          /* the OpenAI request's spans (fast path), parsed once */
@@ -212,6 +213,8 @@ static double now_wall(void)
 
 static double timeout_s(const llm_req *r)
 {
+    if (r->hdr_timeout > 0) /* the request's x-litellm-timeout wins, as in LiteLLM */
+        return r->hdr_timeout;
     double t = g_router ? router_timeout_for(g_router, r->dep, r->stream) : 0;
     return t > 0 ? t : r->w->cfg->request_timeout;
 }
@@ -1642,10 +1645,13 @@ static void read_routing_knobs(llm_req *r, const char *body, const oai_request *
     double d;
     if (nr && jscan_number(body + nr->val_off, nr->val_len, &d) && d >= 0 && d <= 20)
         r->req_num_retries = (int)d;
-    const char *h = evhttp_find_header(evhttp_request_get_input_headers(r->req),
-                                       "x-litellm-num-retries");
+    const struct evkeyvalq *in = evhttp_request_get_input_headers(r->req);
+    const char *h = evhttp_find_header(in, "x-litellm-num-retries");
     if (h && atoi(h) >= 0 && atoi(h) <= 20)
         r->req_num_retries = atoi(h);
+    const char *t = evhttp_find_header(in, "x-litellm-timeout");
+    if (t && atof(t) > 0 && atof(t) <= 86400)
+        r->hdr_timeout = atof(t);
 }
 
 /* The OpenAI-shaped routes: body parsed without a tree, forwarded as spans. */

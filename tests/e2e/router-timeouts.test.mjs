@@ -56,10 +56,11 @@ describe('router timeouts', { concurrency: true }, () => {
     m.stallhdr = await startMock({ delayMs: 3000 });
     m.stallretry = await startMock({ delayMs: 3000 });
     m.longstream = await startMock({ slowStream: { chunks: 8, intervalMs: 300, text: 'tick' } });
+    m.hdr = await startMock({ delayMs: 3000 });
     sluice = await startSluice({
       config: `
 model_list:
-${dep('slow', 'slow', m.slow, { timeout: 1, num_retries: 0 })}${dep('slowretry', 'slowretry', m.slowretry, { timeout: 1, num_retries: 1 })}${dep('rslow', 'rslow', m.rslow, { num_retries: 0 })}${dep('stall', 'stall', m.stall, { stream_timeout: 1, num_retries: 0 })}${dep('stallhdr', 'stallhdr', m.stallhdr, { stream_timeout: 1, num_retries: 0 })}${dep('stallretry', 'stallretry', m.stallretry, { stream_timeout: 1, num_retries: 1 })}${dep('longstream', 'longstream', m.longstream, { timeout: 1, stream_timeout: 1, num_retries: 0 })}
+${dep('slow', 'slow', m.slow, { timeout: 1, num_retries: 0 })}${dep('slowretry', 'slowretry', m.slowretry, { timeout: 1, num_retries: 1 })}${dep('rslow', 'rslow', m.rslow, { num_retries: 0 })}${dep('stall', 'stall', m.stall, { stream_timeout: 1, num_retries: 0 })}${dep('stallhdr', 'stallhdr', m.stallhdr, { stream_timeout: 1, num_retries: 0 })}${dep('stallretry', 'stallretry', m.stallretry, { stream_timeout: 1, num_retries: 1 })}${dep('longstream', 'longstream', m.longstream, { timeout: 1, stream_timeout: 1, num_retries: 0 })}${dep('hdr', 'hdr', m.hdr, { num_retries: 0 })}
 router_settings:
   timeout: 1
 general_settings:
@@ -139,5 +140,22 @@ general_settings:
     assert.equal(text, Array.from({ length: 8 }, (_, i) => `tick${i} `).join(''));
   });
 
-  it.skip('x-litellm-timeout request header (per-request timeout) — not implemented in sluice yet', () => {});
+  it('the x-litellm-timeout request header sets this request\'s timeout', async () => {
+    // the router's timeout is 1 s and the upstream takes 3 s: the header's 5 s lets it
+    // through, and a 0.5 s header cuts it sooner than the router's 1 s
+    const long = await timed(() => fetchJSON(sluice.url(CHAT), {
+      method: 'POST',
+      headers: { ...authHeaders(), 'x-litellm-timeout': '5' },
+      body: { model: 'hdr', messages: [{ role: 'user', content: 'patient' }] },
+    }));
+    assert.equal(long.res.status, 200, `with x-litellm-timeout: 5 the 3 s upstream answers: ${long.res.text}`);
+    assert.ok(long.ms >= 2800, `answered after ${long.ms} ms`);
+    const short = await timed(() => fetchJSON(sluice.url(CHAT), {
+      method: 'POST',
+      headers: { ...authHeaders(), 'x-litellm-timeout': '0.5' },
+      body: { model: 'hdr', messages: [{ role: 'user', content: 'impatient' }] },
+    }));
+    is408(short.res);
+    assert.ok(short.ms < 900, `the header's 0.5 s applies: answered after ${short.ms} ms`);
+  });
 });
