@@ -8,6 +8,7 @@
 #include "config/config.h"
 
 #include <errno.h>
+#include <math.h>
 #include <libfyaml.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -269,9 +270,9 @@ static bool scalar_num(loader *L, struct fy_node *n, const char *what, double *o
     char *end;
     errno = 0;
     double d = strtod(s, &end);
-    bool ok = end != s && *trim(end) == 0 && errno == 0;
+    bool ok = end != s && *trim(end) == 0 && errno == 0 && isfinite(d) && fabs(d) < 1e15;
     if (!ok)
-        ERR(L, n, "%s must be a number, got '%s'", what, s);
+        ERR(L, n, "%s must be a (finite) number, got '%s'", what, s);
     free(s);
     if (ok)
         *out = d;
@@ -382,6 +383,7 @@ static bool key_is(struct fy_node_pair *p, const char *k, char *keybuf, size_t k
 {
     size_t len;
     const char *s = fy_node_get_scalar(fy_node_pair_key(p), &len);
+    keybuf[0] = 0; /* a non-scalar key must not be read as the previous one */
     if (!s)
         return false;
     size_t l = len < keylen - 1 ? len : keylen - 1;

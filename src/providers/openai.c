@@ -38,6 +38,23 @@ int oai_parse_request(const char *body, size_t len, oai_request *r, char *err, s
         return -1;
     }
     r->count = n;
+    /* Keys are compared as written. A key spelled with escapes ("mo\u0064el") or given twice
+     * would be read one way here and another way upstream — routing and access checks on one
+     * model, the upstream answering with another — so such bodies are refused. */
+    for (int i = 0; i < n; i++) {
+        const char *k = body + r->m[i].key_off;
+        size_t kl = r->m[i].key_len;
+        if (memchr(k, '\\', kl)) {
+            snprintf(err, errlen, "Request body field names must not contain escapes (field at "
+                                  "byte %zu)", r->m[i].off);
+            return -1;
+        }
+        for (int j = 0; j < i; j++)
+            if (r->m[j].key_len == kl && memcmp(body + r->m[j].key_off, k, kl) == 0) {
+                snprintf(err, errlen, "Duplicate field '%.*s' in the request body", (int)kl, k);
+                return -1;
+            }
+    }
     const jmember *m = jscan_find(body, r->m, n, "model");
     if (m) {
         r->model = jscan_strdup(body + m->val_off, m->val_len);
@@ -69,7 +86,7 @@ int oai_parse_request(const char *body, size_t len, oai_request *r, char *err, s
         mt = jscan_find(body, r->m, n, "max_tokens");
     double d;
     if (mt && jscan_number(body + mt->val_off, mt->val_len, &d) && d >= 0)
-        r->max_tokens = (int64_t)d;
+        r->max_tokens = d < 1e15 ? (int64_t)d : (int64_t)1e15;
     const jmember *um = jscan_find(body, r->m, n, "user");
     if (um && body[um->val_off] == '"')
         r->user = jscan_strdup(body + um->val_off, um->val_len);
@@ -206,9 +223,9 @@ static int64_t member_int(const char *s, const jmember *m)
     if (i == m->val_len && i > 0)
         return n; /* the usual case: a plain non-negative integer */
     double d;
-    if (!jscan_number(v, m->val_len, &d) || d < 0)
+    if (!jscan_number(v, m->val_len, &d) || !(d >= 0))
         return -1;
-    return (int64_t)d;
+    return d < 1e15 ? (int64_t)d : (int64_t)1e15; /* no token count is that large */
 }
 
 bool oai_usage_parse(const char *v, size_t len, oai_usage *u)
@@ -460,7 +477,7 @@ int sse_feed(sse_parser *p, const char *bytes, size_t n, sse_event_cb cb, void *
         off += end; /* a stopping callback leaves the rest buffered for a later feed */
     }
     size_t rest = len - off;
-    if (rest > p->max_event)
+    if (rest > p->max_event + 4) /* an event of max_event bytes plus its line endings is fine */
         return -1;
     if (s == p->buf) {
         memmove(p->buf, p->buf + off, rest);

@@ -32,6 +32,9 @@ void prov_http_req_add_header(prov_http_req *r, const char *name, const char *va
         return;
     if (!value)
         value = "";
+    /* a value carrying CR or LF (from a client-supplied field) would inject headers: refuse */
+    if (strpbrk(name, "\r\n:") || strpbrk(value, "\r\n"))
+        return;
     size_t nl = strlen(name), vl = strlen(value);
     char *line = malloc(nl + 2 + vl + 1);
     if (!line)

@@ -39,7 +39,8 @@ bool ups_host_is_loopback(const char *host)
     if (n > 10 && strcasecmp(host + n - 10, ".localhost") == 0)
         return true;
     struct in_addr a4;
-    if (inet_pton(AF_INET, host, &a4) == 1)
+    /* inet_aton, unlike inet_pton, takes the shorthands resolvers accept ("127.1", "0x7f.1") */
+    if (inet_aton(host, &a4) == 1)
         return (ntohl(a4.s_addr) >> 24) == 127;
     struct in6_addr a6;
     if (inet_pton(AF_INET6, host, &a6) == 1) {

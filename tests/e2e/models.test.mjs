@@ -126,7 +126,14 @@ general_settings:
   }
 
   it('GET /health/readiness -> 200 JSON with status', async () => {
-    const res = await fetchJSON(sluice.url('/health/readiness'));
+    // readiness includes the (embedded) database, which connects just after sluice listens
+    let res;
+    const deadline = Date.now() + 5000;
+    do {
+      res = await fetchJSON(sluice.url('/health/readiness'));
+      if (res.status === 200) break;
+      await new Promise((r) => setTimeout(r, 50));
+    } while (Date.now() < deadline);
     assert.equal(res.status, 200, res.text);
     assert.ok(res.body && typeof res.body === 'object', `JSON object body: ${res.text}`);
     assert.ok('status' in res.body, `status field: ${res.text}`);

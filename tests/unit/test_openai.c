@@ -291,8 +291,18 @@ static void test_build_model_added_when_absent(void **state)
     expect_rebuild("  {  }  ", "m", true, "{\"model\":\"m\",\"stream_options\":{\"include_usage\":true}}");
     /* the upstream model name is escaped */
     expect_rebuild("{\"model\":\"x\"}", "we\"ird\\name", false, "{\"model\":\"we\\\"ird\\\\name\"}");
-    /* first of duplicated model keys wins, the others are dropped */
-    expect_rebuild("{\"model\":\"a\",\"n\":1,\"model\":\"b\"}", "up", false, "{\"model\":\"up\",\"n\":1}");
+    /* duplicated keys are refused: routing and the upstream could read different values */
+    oai_request dup;
+    char derr[256];
+    const char *two = "{\"model\":\"a\",\"n\":1,\"model\":\"b\"}";
+    assert_int_equal(oai_parse_request(two, strlen(two), &dup, derr, sizeof derr), -1);
+    assert_non_null(strstr(derr, "Duplicate field 'model'"));
+    oai_request_free(&dup);
+    /* so are escaped field names ("mo\u0064el" is "model" to the upstream) */
+    const char *esc = "{\"mo\\u0064el\":\"b\",\"model\":\"a\"}";
+    assert_int_equal(oai_parse_request(esc, strlen(esc), &dup, derr, sizeof derr), -1);
+    assert_non_null(strstr(derr, "escapes"));
+    oai_request_free(&dup);
 }
 
 static void test_build_stream_options(void **state)
