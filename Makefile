@@ -52,6 +52,7 @@ unit-pg: build
 # Every test: unit and e2e on the release build, then both again under ASan+UBSan.
 test: deps-test
 	$(MAKE) unit unit-pg e2e unit-asan e2e-asan
+	$(MAKE) fuzz FUZZ_SECONDS=$(or $(TEST_FUZZ_SECONDS),5)
 
 # libFuzzer harnesses (tests/fuzz/): clang + ASan/UBSan build in build-fuzz/, regressions
 # replayed, then every harness fuzzed for FUZZ_SECONDS. Needs clang and libclang-rt-14-dev.

@@ -903,6 +903,30 @@ static cfg *cfg_new(void)
     return c;
 }
 
+/* Offset of the first NUL byte or invalid UTF-8 sequence, or (size_t)-1 when the text is
+ * clean. */
+static size_t text_problem(const char *t, size_t n)
+{
+    const unsigned char *s = (const unsigned char *)t;
+    for (size_t i = 0; i < n;) {
+        unsigned c = s[i];
+        if (c == 0)
+            return i;
+        if (c < 0x80) {
+            i++;
+            continue;
+        }
+        size_t len = c >= 0xF0 && c <= 0xF4 ? 4 : c >= 0xE0 ? 3 : c >= 0xC2 && c < 0xE0 ? 2 : 0;
+        if (len == 0 || (c >= 0xE0 && c < 0xF0 && len != 3) || i + len > n)
+            return i;
+        for (size_t k = 1; k < len; k++)
+            if ((s[i + k] & 0xC0) != 0x80)
+                return i;
+        i += len;
+    }
+    return (size_t)-1;
+}
+
 cfg *cfg_load(const char *path, cfg_problems *probs, bool *yaml_error)
 {
     *yaml_error = false;
@@ -939,7 +963,42 @@ cfg *cfg_load(const char *path, cfg_problems *probs, bool *yaml_error)
                                 .flags = FYPCF_QUIET | FYPCF_DEFAULT_VERSION_AUTO,
                                 .userdata = NULL,
                                 .diag = diag};
-    struct fy_document *doc = path ? fy_document_build_from_file(&pcfg, path)
+    /* The text is read and checked first: a config is UTF-8 without NUL bytes, and libfyaml
+     * 0.7 mishandles some inputs that are not (a crash on NUL after a tab, a hang on invalid
+     * UTF-8 in a directive) — found by fuzzing; such files get a clear error instead. */
+    char *text = NULL;
+    size_t tlen = 0;
+    if (path) {
+        FILE *f = fopen(path, "rb");
+        if (f) {
+            fseek(f, 0, SEEK_END);
+            long sz = ftell(f);
+            fseek(f, 0, SEEK_SET);
+            if (sz >= 0 && sz < 64L * 1024 * 1024 && (text = malloc((size_t)sz + 1))) {
+                tlen = fread(text, 1, (size_t)sz, f);
+                text[tlen] = 0;
+            }
+            fclose(f);
+        }
+        if (!text) {
+            add_problem(probs, false, file, 0, 0, "cannot read config file (or it is over 64 MiB)");
+            fy_diag_destroy(diag);
+            return NULL;
+        }
+        size_t bad = text_problem(text, tlen);
+        if (bad != (size_t)-1) {
+            int line = 1;
+            for (size_t i = 0; i < bad; i++)
+                line += text[i] == '\n';
+            add_problem(probs, false, file, line, 0, "malformed YAML: %s at byte %zu",
+                        memchr(text, 0, tlen) ? "a NUL byte" : "invalid UTF-8", bad);
+            *yaml_error = true;
+            free(text);
+            fy_diag_destroy(diag);
+            return NULL;
+        }
+    }
+    struct fy_document *doc = path ? fy_document_build_from_string(&pcfg, text, tlen)
                                    : fy_document_build_from_string(&pcfg, cfg_demo_yaml, FY_NT);
     bool empty_stream = false;
     if (!doc && diag) {
@@ -948,6 +1007,7 @@ cfg *cfg_load(const char *path, cfg_problems *probs, bool *yaml_error)
     }
     if (empty_stream) {
         add_problem(probs, false, file, 0, 0, "the config is empty: it needs a model_list");
+        free(text);
         fy_diag_destroy(diag);
         return NULL;
     }
@@ -964,6 +1024,7 @@ cfg *cfg_load(const char *path, cfg_problems *probs, bool *yaml_error)
             add_problem(probs, false, file, 0, 0, "malformed YAML");
         *yaml_error = true;
         fy_document_destroy(doc);
+        free(text); /* libfyaml parses in place: the text lives as long as the document */
         fy_diag_destroy(diag);
         return NULL;
     }
@@ -1050,6 +1111,7 @@ cfg *cfg_load(const char *path, cfg_problems *probs, bool *yaml_error)
         }
     }
     fy_document_destroy(doc);
+    free(text);
     fy_diag_destroy(diag);
     if (L.errors) {
         cfg_free(c);

@@ -1875,7 +1875,30 @@ static bool is_hosted_tool_type(const char *type)
     return false;
 }
 
+static cJSON *anth_to_openai_request_raw(const cJSON *areq, prov_err *err);
+
+/* Top-level field names that JSON must escape (control characters, quotes, backslashes) are
+ * dropped from the translated request: the gateway refuses escaped field names, and no OpenAI
+ * parameter is spelled that way. */
 cJSON *anth_to_openai_request(const cJSON *areq, prov_err *err)
+{
+    cJSON *o = anth_to_openai_request_raw(areq, err);
+    if (!o)
+        return NULL;
+    cJSON *it = o->child;
+    while (it) {
+        cJSON *next = it->next;
+        bool bad = !it->string;
+        for (const unsigned char *c = (const unsigned char *)it->string; !bad && *c; c++)
+            bad = *c < 0x20 || *c == '"' || *c == '\\' || *c == 0x7f;
+        if (bad)
+            cJSON_Delete(cJSON_DetachItemViaPointer(o, it));
+        it = next;
+    }
+    return o;
+}
+
+static cJSON *anth_to_openai_request_raw(const cJSON *areq, prov_err *err)
 {
     if (!cJSON_IsObject(areq)) {
         ingress_err(err, "request body must be a JSON object");

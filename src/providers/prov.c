@@ -32,9 +32,16 @@ void prov_http_req_add_header(prov_http_req *r, const char *name, const char *va
         return;
     if (!value)
         value = "";
-    /* a value carrying CR or LF (from a client-supplied field) would inject headers: refuse */
-    if (strpbrk(name, "\r\n:") || strpbrk(value, "\r\n"))
+    /* header names are HTTP tokens and values carry no control characters: anything else
+     * (from a client-supplied field) could inject or break headers, so it is not sent */
+    if (!*name)
         return;
+    for (const unsigned char *c = (const unsigned char *)name; *c; c++)
+        if (*c <= 0x20 || *c >= 0x7f || strchr("\"(),/:;<=>?@[\\]{}", *c))
+            return;
+    for (const unsigned char *c = (const unsigned char *)value; *c; c++)
+        if ((*c < 0x20 && *c != '\t') || *c == 0x7f)
+            return;
     size_t nl = strlen(name), vl = strlen(value);
     char *line = malloc(nl + 2 + vl + 1);
     if (!line)

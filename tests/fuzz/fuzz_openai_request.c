@@ -56,17 +56,28 @@ static void check_rebuilt(const char *body, size_t len, const oai_request *r, co
     /* What the upstream sees: JSON parsers decode escapes in keys ("mod\u0065l" IS "model"
      * there) and most keep the last of duplicate keys. The members the gateway acts on —
      * model (routing, pricing), stream (how the answer is read and usage found),
-     * stream_options (injected include_usage) — must mean the same to both sides: at most one
-     * of each, and gateway-only members not forwarded under another spelling. */
+     * stream_options (injected include_usage), max_tokens and user — must mean the same to both
+     * sides: at most one of each, and gateway-only members not forwarded under another spelling.
+     */
     if (fz_known("escaped_keys"))
         return;
     cJSON *j = cJSON_ParseWithLength(out, out_len);
     if (!j)
         return; /* cJSON refuses some valid JSON (lone surrogates); nothing to compare */
-    int nmodel = 0, nso = 0, nstream = 0;
+    /* read by the gateway for budget estimates and spend logs (oai_request.max_tokens, .user) */
+    static const char *const read_once[] = {"max_tokens", "max_completion_tokens", "user"};
+    int nmodel = 0, nso = 0, nstream = 0, nread[3] = {0, 0, 0};
     const cJSON *c;
     cJSON_ArrayForEach(c, j) {
         const char *k = c->string;
+        for (int i = 0; i < 3; i++)
+            if (strcmp(k, read_once[i]) == 0 && ++nread[i] > 1) {
+                fz_dump("client body", body, len);
+                fz_dump("upstream body", out, out_len);
+                fz_fail("\"%s\" twice once keys are decoded: the gateway reads the first, the "
+                        "upstream most likely the last",
+                        k);
+            }
         if (strcmp(k, "model") == 0)
             nmodel++;
         else if (strcmp(k, "stream_options") == 0)
