@@ -21,6 +21,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "admin/admin.h"
 #include "obs/log.h"
 #include "spend/spend.h"
 #include "util/sbuf.h"
@@ -48,29 +49,6 @@ static double now_wall(void)
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
-/* "30s", "15m", "2h", "30d", "1mo" → seconds (months as 30 days for the reset arithmetic of the
- * database job: LiteLLM's resets are approximate too). -1 when unparsable. */
-static long duration_s(const char *d)
-{
-    if (!d || !*d)
-        return -1;
-    char *end;
-    long n = strtol(d, &end, 10);
-    if (end == d || n <= 0)
-        return -1;
-    if (!strcmp(end, "s"))
-        return n;
-    if (!strcmp(end, "m"))
-        return n * 60;
-    if (!strcmp(end, "h"))
-        return n * 3600;
-    if (!strcmp(end, "d"))
-        return n * 86400;
-    if (!strcmp(end, "mo"))
-        return n * 30 * 86400;
-    return -1;
 }
 
 /* ---- admission -------------------------------------------------------------------------- */
@@ -498,9 +476,11 @@ static int flush_run(db_conn *c, store_job *j)
             goto fail;
         for (int row = 0; row < r.nrows; row++) {
             const char *id = db_value(&r, row, "id");
-            long dur = duration_s(db_value(&r, row, "budget_duration"));
+            time_t next_t;
+            if (adm_duration_add(time(NULL), db_value(&r, row, "budget_duration"), &next_t) < 0)
+                next_t = time(NULL) + 86400; /* an unreadable duration: try again tomorrow */
             char next[32];
-            iso_time(time(NULL) + (dur > 0 ? dur : 86400), next);
+            iso_time(next_t, next);
             snprintf(sql, sizeof sql, "UPDATE %s SET spend = 0, budget_reset_at = $1 WHERE %s = $2",
                      inc_table[t], inc_idcol[t]);
             const char *p2[2] = {next, id};

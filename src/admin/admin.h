@@ -7,6 +7,8 @@
 #ifndef SLUICE_ADMIN_H
 #define SLUICE_ADMIN_H
 
+#include <time.h>
+
 #include "auth/auth.h"
 #include "auth/keys.h"
 #include "http/server.h"
@@ -17,6 +19,12 @@ typedef struct {
     keycache *kc;
     const cfg *cfg;
 } admin_env;
+
+/* Durations as LiteLLM writes them: "<n>s", "<n>m", "<n>h", "<n>d", "<n>w", "<n>mo": from +
+ * the duration into *out; months are calendar months with the day clamped to the month's last
+ * day (Jan 31 + 1mo = Feb 28/29). 0, or -1 for anything else (empty, negative, unknown unit,
+ * trailing text, overflow). */
+int adm_duration_add(time_t from, const char *s, time_t *out);
 
 /* Process-wide wiring, before serving. */
 void admin_init(const admin_env *env);

@@ -25,11 +25,7 @@
 
 /* ---- pure helpers (common.c) --------------------------------------------------------------- */
 
-/* Durations as LiteLLM writes them: "<n>s", "<n>m", "<n>h", "<n>d", "<n>w", "<n>mo".
- * adm_duration_add: from + the duration; months are calendar months with the day clamped to the
- * month's last day (Jan 31 + 1mo = Feb 28/29). 0, or -1 for anything else (empty, negative,
- * unknown unit, trailing text, overflow). */
-int adm_duration_add(time_t from, const char *s, time_t *out);
+/* adm_duration_add is declared in admin.h (policy.c schedules budget resets with it). */
 /* The duration in seconds counted from `from` (months depend on the start). -1 when invalid. */
 long long adm_duration_seconds(time_t from, const char *s);
 
