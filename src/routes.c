@@ -11,6 +11,7 @@
 
 #include "admin/admin.h"
 #include "gateway.h"
+#include "health.h"
 #include "router/router.h"
 #include "http/reply.h"
 
@@ -224,6 +225,7 @@ static const http_route table[] = {
     {"/models", GET, h_models, 0},
     {"/model/info", GET, h_model_info, 0},
     {"/v1/model/info", GET, h_model_info, 0},
+    {"/health", GET, health_handler, ROUTE_ADMIN | ROUTE_OWN_LOG},
     {"/health/liveliness", GET, h_liveness, ROUTE_PUBLIC},
     {"/health/liveness", GET, h_liveness, ROUTE_PUBLIC},
     {"/health/readiness", GET, h_readiness, ROUTE_PUBLIC},
