@@ -451,6 +451,29 @@ static void env_default(char **field, const char *var)
         *field = strdup(v);
 }
 
+/* vertex_project / vertex_ai_project (and the _location pair) are aliases in LiteLLM, where the
+ * vertex_* name wins when both are given; a second value replaces nothing silently. */
+static void vertex_alias(loader *L, struct fy_node *v, const char *key, const char *canonical,
+                         const char *model_name, char **dst)
+{
+    char what[64];
+    snprintf(what, sizeof what, "litellm_params.%s", key);
+    char *val = scalar_str(L, v, what);
+    if (!*dst) {
+        *dst = val;
+        return;
+    }
+    if (val && strcmp(val, *dst) != 0)
+        WARN(L, v, "model '%s': both %s and its alias are set to different values; using %s",
+             model_name, canonical, canonical);
+    if (val && strcmp(key, canonical) == 0) {
+        free(*dst);
+        *dst = val;
+    } else {
+        free(val);
+    }
+}
+
 static void load_deployment(loader *L, struct fy_node *item, size_t index)
 {
     cfg *c = L->c;
@@ -548,9 +571,9 @@ static void load_deployment(loader *L, struct fy_node *item, size_t index)
         } else if (strcmp(key, "api_version") == 0) {
             d.api_version = scalar_str(L, v, "litellm_params.api_version");
         } else if (strcmp(key, "vertex_project") == 0 || strcmp(key, "vertex_ai_project") == 0) {
-            d.vertex_project = scalar_str(L, v, "litellm_params.vertex_project");
+            vertex_alias(L, v, key, "vertex_project", model_name, &d.vertex_project);
         } else if (strcmp(key, "vertex_location") == 0 || strcmp(key, "vertex_ai_location") == 0) {
-            d.vertex_location = scalar_str(L, v, "litellm_params.vertex_location");
+            vertex_alias(L, v, key, "vertex_location", model_name, &d.vertex_location);
         } else if (strcmp(key, "vertex_credentials") == 0) {
             d.vertex_credentials = scalar_str(L, v, "litellm_params.vertex_credentials");
         } else if (strcmp(key, "drop_params") == 0) {
@@ -916,15 +939,57 @@ static size_t text_problem(const char *t, size_t n)
             i++;
             continue;
         }
-        size_t len = c >= 0xF0 && c <= 0xF4 ? 4 : c >= 0xE0 ? 3 : c >= 0xC2 && c < 0xE0 ? 2 : 0;
-        if (len == 0 || (c >= 0xE0 && c < 0xF0 && len != 3) || i + len > n)
+        /* strict UTF-8 (RFC 3629): no overlong forms, no surrogates, nothing past U+10FFFF */
+        size_t len = c >= 0xC2 && c <= 0xDF ? 2 : c >= 0xE0 && c <= 0xEF ? 3 : c >= 0xF0 && c <= 0xF4 ? 4 : 0;
+        if (len == 0 || i + len > n)
             return i;
         for (size_t k = 1; k < len; k++)
             if ((s[i + k] & 0xC0) != 0x80)
                 return i;
+        unsigned c1 = s[i + 1];
+        if ((c == 0xE0 && c1 < 0xA0) || (c == 0xED && c1 > 0x9F) || (c == 0xF0 && c1 < 0x90) ||
+            (c == 0xF4 && c1 > 0x8F))
+            return i;
         i += len;
     }
     return (size_t)-1;
+}
+
+/* libfyaml 0.7.12 crashes (a use after free in its parser cleanup, found by fuzzing) on an
+ * explicit block key ("? ") whose content holds "key:" followed by whitespace with a tab and
+ * then an indicator, e.g. "? a:<TAB>?". No sluice or LiteLLM config needs explicit keys, so a
+ * file that has both an explicit key and a tab after a colon is refused before parsing. Returns
+ * the 1-based line of the explicit key, or 0. */
+static int explicit_key_with_tab(const char *t, size_t n)
+{
+    int qline = 0, line = 1;
+    bool colon_tab = false;
+    for (size_t i = 0; i < n;) {
+        size_t j = i;
+        for (;;) { /* indentation, then any "- " / "? " block indicators */
+            while (j < n && (t[j] == ' ' || t[j] == '\t'))
+                j++;
+            if (j + 1 < n && (t[j] == '-' || t[j] == '?') && (t[j + 1] == ' ' || t[j + 1] == '\t')) {
+                if (t[j] == '?' && !qline)
+                    qline = line;
+                j += 2;
+                continue;
+            }
+            if (j < n && t[j] == '?' && (j + 1 == n || t[j + 1] == '\n' || t[j + 1] == '\r') && !qline)
+                qline = line;
+            break;
+        }
+        for (; j < n && t[j] != '\n'; j++) {
+            if (t[j] != ':')
+                continue;
+            for (size_t k = j + 1; k < n && (t[k] == ' ' || t[k] == '\t'); k++)
+                if (t[k] == '\t')
+                    colon_tab = true;
+        }
+        i = j + 1;
+        line++;
+    }
+    return qline && colon_tab ? qline : 0;
 }
 
 cfg *cfg_load(const char *path, cfg_problems *probs, bool *yaml_error)
@@ -965,7 +1030,8 @@ cfg *cfg_load(const char *path, cfg_problems *probs, bool *yaml_error)
                                 .diag = diag};
     /* The text is read and checked first: a config is UTF-8 without NUL bytes, and libfyaml
      * 0.7 mishandles some inputs that are not (a crash on NUL after a tab, a hang on invalid
-     * UTF-8 in a directive) — found by fuzzing; such files get a clear error instead. */
+     * UTF-8 in a directive) or that use explicit keys with tabs (a crash) — found by fuzzing;
+     * such files get a clear error instead. */
     char *text = NULL;
     size_t tlen = 0;
     if (path) {
@@ -992,6 +1058,16 @@ cfg *cfg_load(const char *path, cfg_problems *probs, bool *yaml_error)
                 line += text[i] == '\n';
             add_problem(probs, false, file, line, 0, "malformed YAML: %s at byte %zu",
                         memchr(text, 0, tlen) ? "a NUL byte" : "invalid UTF-8", bad);
+            *yaml_error = true;
+            free(text);
+            fy_diag_destroy(diag);
+            return NULL;
+        }
+        int qline = explicit_key_with_tab(text, tlen);
+        if (qline) {
+            add_problem(probs, false, file, qline, 0,
+                        "unsupported YAML: an explicit mapping key (\"? \") in a file that has a tab "
+                        "after a colon; write the key as \"key: value\" or use spaces");
             *yaml_error = true;
             free(text);
             fy_diag_destroy(diag);

@@ -8,11 +8,17 @@
  * that appeared are unset, changed ones restored. (glibc keeps every string setenv() ever made;
  * that memory is reachable, not a leak.)
  *
- * The file lives in a private temporary directory (no .env beside it: cfg_load would read one)
- * removed at exit. Oracles: cfg_load returns a snapshot exactly when no error was reported,
- * *yaml_error only with an error, every problem has a message and formats to text. */
+ * The file lives in a private directory named after the pid, on tmpfs when there is one (no
+ * .env beside it: cfg_load would read one), removed at exit; directories left by runs that
+ * crashed are removed by the next run. Oracles: cfg_load returns a snapshot exactly when no
+ * error was reported, *yaml_error only with an error, every problem has a message and formats
+ * to text. */
 #include "fuzz_common.h"
 
+#include <dirent.h>
+#include <errno.h>
+#include <signal.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "config/config.h"
@@ -22,6 +28,7 @@ extern char **environ;
 static char dir[4096], path[4200];
 static char **env0; /* "NAME=value" copies of the start-up environment */
 static size_t nenv0;
+static char **envp0; /* the pointers environ held at start-up: unchanged means untouched */
 
 static void cleanup(void)
 {
@@ -31,19 +38,53 @@ static void cleanup(void)
         rmdir(dir);
 }
 
+/* Directories of runs that died (a crash skips atexit) are named after their pid: remove
+ * those whose process is gone. */
+static void remove_stale(const char *parent)
+{
+    DIR *d = opendir(parent);
+    if (!d)
+        return;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        long pid;
+        char rest;
+        if (sscanf(e->d_name, "sluice-fuzz-config-%ld%c", &pid, &rest) != 1 || pid <= 0 ||
+            kill((pid_t)pid, 0) == 0 || errno != ESRCH)
+            continue;
+        char p[4400];
+        snprintf(p, sizeof p, "%s/%s/config.yaml", parent, e->d_name);
+        unlink(p);
+        snprintf(p, sizeof p, "%s/%s", parent, e->d_name);
+        rmdir(p);
+    }
+    closedir(d);
+}
+
 static void init(void)
 {
+    /* tmpfs when there is one: rewriting a file on ext4 flushes it on every close
+     * (auto_da_alloc), which made this harness ten times slower */
     const char *tmp = getenv("TMPDIR");
-    snprintf(dir, sizeof dir, "%s/sluice-fuzz-config-XXXXXX", tmp && *tmp ? tmp : "/tmp");
-    FZ_CHECK(mkdtemp(dir) != NULL, "mkdtemp %s", dir);
+    if (access("/dev/shm", W_OK) == 0)
+        tmp = "/dev/shm";
+    if (!tmp || !*tmp)
+        tmp = "/tmp";
+    remove_stale(tmp);
+    snprintf(dir, sizeof dir, "%s/sluice-fuzz-config-%ld", tmp, (long)getpid());
+    FZ_CHECK(mkdir(dir, 0700) == 0 || errno == EEXIST, "mkdir %s", dir);
     snprintf(path, sizeof path, "%s/config.yaml", dir);
     atexit(cleanup);
     for (char **e = environ; *e; e++)
         nenv0++;
     env0 = calloc(nenv0 + 1, sizeof *env0);
     FZ_CHECK(env0 != NULL, "calloc");
-    for (size_t i = 0; i < nenv0; i++)
+    envp0 = calloc(nenv0 + 1, sizeof *envp0);
+    FZ_CHECK(envp0 != NULL, "calloc");
+    for (size_t i = 0; i < nenv0; i++) {
         env0[i] = strdup(environ[i]);
+        envp0[i] = environ[i];
+    }
 }
 
 static const char *env0_value(const char *name, size_t nl)
@@ -56,6 +97,12 @@ static const char *env0_value(const char *name, size_t nl)
 
 static void restore_env(void)
 {
+    /* the usual case: nothing was set, environ holds the very same strings */
+    size_t same = 0;
+    while (same < nenv0 && environ[same] == envp0[same] && strcmp(environ[same], env0[same]) == 0)
+        same++;
+    if (same == nenv0 && environ[same] == NULL)
+        return;
     /* unset what appeared; collect names first, since unsetenv reshuffles environ */
     size_t n = 0;
     for (char **e = environ; *e; e++)
@@ -79,6 +126,17 @@ static void restore_env(void)
         free(names[i]);
     }
     free(names);
+    /* the same variables again, perhaps in another order and other strings: take this as the
+     * new picture, so the fast path above holds for the next inputs */
+    size_t m = 0;
+    for (char **e = environ; *e; e++)
+        m++;
+    FZ_CHECK(m == nenv0, "environment not restored: %zu variables, %zu at start", m, nenv0);
+    for (size_t j = 0; j < nenv0; j++) {
+        free(env0[j]);
+        env0[j] = strdup(environ[j]);
+        envp0[j] = environ[j];
+    }
 }
 
 /* libfyaml 0.7.12 (Debian 12) loops forever on a directive line holding a byte that is not
@@ -114,9 +172,9 @@ static bool valid_utf8(const uint8_t *s, size_t n)
  * what earlier inputs left there. */
 static __attribute__((noinline)) void dirty_stack(void)
 {
-    volatile char junk[32768];
-    for (size_t i = 0; i < sizeof junk; i++)
-        junk[i] = 'A';
+    char junk[16384]; /* cfg_load's frame is about 10 KiB */
+    memset(junk, 'A', sizeof junk);
+    __asm__ volatile("" : : "r"(junk) : "memory"); /* keep the stores */
 }
 
 static void check_problems(const cfg_problems *pr, bool *any_error)
@@ -152,12 +210,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     restore_env();
 
     if (fz_known("fyaml_invalid_bytes") && (memchr(data, 0, size) || !valid_utf8(data, size)))
-        return 0;
+        return unlink(path), 0;
     /* libfyaml 0.7.12 also crashes (SIGSEGV in fy_parse_cleanup, after "cannot use tab for
      * indentation") on "? a:\t?" — valid UTF-8, no NUL: FUZZ_KNOWN=fyaml_tab_crash skips
      * inputs with a tab */
     if (fz_known("fyaml_tab_crash") && memchr(data, '\t', size))
-        return 0;
+        return unlink(path), 0;
 
     dirty_stack();
     cfg_problems pr2 = {0};
@@ -179,5 +237,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     cfg_free(c);
     cfg_problems_free(&pr2);
     restore_env();
+    unlink(path); /* a crash then leaves only an empty directory behind */
     return 0;
 }

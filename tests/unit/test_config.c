@@ -604,6 +604,73 @@ static void test_malformed_yaml_unclosed(void **state)
     }
 }
 
+/* Bytes libfyaml 0.7 hangs or crashes on are refused first, with the line they are on;
+ * valid UTF-8 at the edges of the ranges still loads. */
+static void test_malformed_yaml_bytes(void **state)
+{
+    fixture *f = *state;
+    static const char *const bad[] = {
+        "model_list: []\n%\xff\n",             /* not a UTF-8 lead byte */
+        "model_list: []\n%\xe0\x9b\x93\n",     /* overlong 3-byte form */
+        "model_list: []\n%\xed\xa0\x80\n",     /* UTF-16 surrogate */
+        "model_list: []\n%\xf4\x90\x80\x80\n", /* past U+10FFFF */
+        "model_list: []\n%\xc0\xaf\n",         /* overlong 2-byte '/' */
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        const cfg_problem *p = expect_yaml_error(f, bad[i]);
+        assert_non_null(strstr(p->msg, "invalid UTF-8"));
+        assert_int_equal(p->line, 2);
+    }
+    cfg *c = load_text(f, "model_list:\n  - model_name: \"\xe0\xa0\x80\xed\x9f\xbf\xf4\x8f\xbf\xbf\"\n"
+                          "    litellm_params: {model: openai/x, mock_response: hi}\n");
+    if (!c)
+        dump_problems(f);
+    assert_non_null(c);
+    cfg_free(c);
+}
+
+/* libfyaml 0.7.12 segfaults on an explicit key with a tab after a colon: refused by name. */
+static void test_explicit_key_with_tab_refused(void **state)
+{
+    fixture *f = *state;
+    const cfg_problem *p = expect_yaml_error(f, "model_list: []\n? a:\t?\n");
+    assert_non_null(strstr(p->msg, "explicit mapping key"));
+    assert_int_equal(p->line, 2);
+    p = expect_yaml_error(f, "x:\n  - ? a: \t-\n");
+    assert_int_equal(p->line, 2);
+    /* a tab after a colon alone is fine, and so is an explicit key without tabs */
+    cfg *c = load_text(f, "model_list:\n  - model_name: a\n    litellm_params:\n"
+                          "      model:\topenai/x\n      mock_response: hi\n");
+    if (!c)
+        dump_problems(f);
+    assert_non_null(c);
+    cfg_free(c);
+    c = load_text(f, "? model_list\n: - model_name: a\n"
+                     "    litellm_params: {model: openai/x, mock_response: hi}\n");
+    if (!c)
+        dump_problems(f);
+    assert_non_null(c);
+    cfg_free(c);
+}
+
+/* vertex_project / vertex_ai_project are aliases; vertex_project wins when both differ. */
+static void test_vertex_alias_keys(void **state)
+{
+    fixture *f = *state;
+    cfg *c = load_text(f, "model_list:\n  - model_name: g\n    litellm_params:\n"
+                          "      model: vertex_ai/gemini-2.0-flash\n"
+                          "      vertex_ai_project: p2\n      vertex_project: p1\n"
+                          "      vertex_location: us-east5\n      vertex_ai_location: us-east5\n");
+    if (!c)
+        dump_problems(f);
+    assert_non_null(c);
+    assert_string_equal(c->deps[0].vertex_project, "p1");
+    assert_string_equal(c->deps[0].vertex_location, "us-east5");
+    find_problem(f, true, "vertex_project and its alias");
+    assert_int_equal(count_kind(f, true), 1);
+    cfg_free(c);
+}
+
 static void test_empty_file_is_not_malformed(void **state)
 {
     fixture *f = *state;
@@ -912,6 +979,9 @@ int main(void)
         T(test_malformed_yaml_duplicate_key),
         T(test_malformed_yaml_bad_escape),
         T(test_malformed_yaml_unclosed),
+        T(test_malformed_yaml_bytes),
+        T(test_explicit_key_with_tab_refused),
+        T(test_vertex_alias_keys),
         T(test_empty_file_is_not_malformed),
         T(test_yaml_error_flag_only_for_yaml),
         T(test_warning_unset_env),
