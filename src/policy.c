@@ -31,6 +31,14 @@ static lim *g_lim;
 static spend_accum *g_acc;
 static store *g_store;
 static keycache *g_kc;
+
+/* limits/' name for an entity: "key:<hash>", "user:<id>", "team:<id>", "org:<id>" (kind is a
+ * spend_entity, in the same order as a key record's key, user, team, org). */
+static void entity_name(char *out, size_t n, int kind, const char *id)
+{
+    static const char *const pre[4] = {"key:", "user:", "team:", "org:"};
+    snprintf(out, n, "%s%s", pre[kind & 3], id ? id : "");
+}
 static const cfg *g_cfg;
 static pthread_t g_flusher;
 static bool g_flusher_started;
@@ -183,15 +191,15 @@ bool policy_admit(const auth_ident *id, const policy_request *pr, policy_grant *
     /* budgets, reserved all-or-nothing */
     const key_entity *ents[4] = {&k->key, k->has_user ? &k->user : NULL,
                                  k->has_team ? &k->team : NULL, k->has_org ? &k->org : NULL};
-    static const char *const prefix[4] = {"key:", "user:", "team:", "org:"};
     for (int i = 0; i < 4; i++)
         if (ents[i] && ents[i]->id)
-            snprintf(g->desc[i], sizeof g->desc[i], "%s%s", prefix[i], ents[i]->id);
+            entity_name(g->desc[i], sizeof g->desc[i], i, ents[i]->id);
     lim_budget_check bc[4];
     int nb = 0;
     for (int i = 0; i < 4; i++)
         if (ents[i] && g->desc[i][0] && ents[i]->max_budget >= 0)
             bc[nb++] = (lim_budget_check){.entity = g->desc[i], .spend = ents[i]->spend,
+                                          .written_at_load = ents[i]->written_at_load,
                                           .max_budget = ents[i]->max_budget};
     if (nb) {
         spend_price p;
@@ -271,7 +279,7 @@ double policy_key_spend(const policy_grant *g)
         return -1;
     char e[80];
     snprintf(e, sizeof e, "key:%s", g->rec->token);
-    return g->rec->key.spend + lim_budget_spend(g_lim, e);
+    return g->rec->key.spend + lim_budget_spend_since(g_lim, e, g->rec->key.written_at_load);
 }
 
 void policy_end(policy_grant *g, const policy_outcome *o, policy_result *res)
@@ -501,8 +509,7 @@ static int flush_run(db_conn *c, store_job *j)
                 goto fail;
             }
             char ent[100];
-            static const char *const pre[4] = {"key:", "user:", "team:", "org:"};
-            snprintf(ent, sizeof ent, "%s%s", pre[t], id ? id : "");
+            entity_name(ent, sizeof ent, t, id);
             lim_budget_reset(g_lim, ent);
             if (t == 0 && fj->nreset < 8 && id)
                 snprintf(fj->reset_keys[fj->nreset++], 65, "%s", id);
@@ -519,8 +526,19 @@ fail:
     return -1;
 }
 
+/* Runs on the store thread right after the commit: the written amounts move from "unflushed" to
+ * "written" before the store reads any key record again, so records loaded earlier (which lack
+ * this spend) and later (which have it) both see the exact total. */
 static void flush_done(store_job *j)
 {
+    flush_job *fj = (flush_job *)j;
+    if (j->status == 0) {
+        for (size_t i = 0; i < fj->batch.nincs; i++) {
+            char ent[100];
+            entity_name(ent, sizeof ent, fj->batch.incs[i].kind, fj->batch.incs[i].id);
+            lim_budget_flushed(g_lim, ent, fj->batch.incs[i].amount);
+        }
+    }
     pthread_mutex_lock(&g_mu);
     ((flush_job *)j)->finished = true;
     pthread_cond_broadcast(&g_cv);
@@ -556,29 +574,12 @@ static bool flush_once(void)
                     fj->job.err);
         spend_accum_restore(g_acc, b);
     } else {
-        /* written: drop the cached records so the new totals are read, then the in-memory
-         * delta (in that order: a reload in between over-counts briefly, never under-counts) */
-        for (size_t i = 0; i < b->nincs; i++) {
-            const spend_increment *inc = &b->incs[i];
-            if (inc->kind == SPEND_KEY)
-                keycache_refresh(g_kc, inc->id, NULL, NULL);
-            else if (inc->kind == SPEND_USER)
-                keycache_refresh(g_kc, NULL, NULL, inc->id);
-            else if (inc->kind == SPEND_TEAM)
-                keycache_refresh(g_kc, NULL, inc->id, NULL);
-            else
-                keycache_refresh(g_kc, NULL, NULL, NULL);
-        }
+        /* written (flush_done already moved the amounts to "written"); cached records stay
+         * valid. A reset budget period is read again before the key's next use. */
         if (fj->reset_many)
             keycache_refresh(g_kc, NULL, NULL, NULL);
         for (int i = 0; i < fj->nreset; i++)
             keycache_refresh(g_kc, fj->reset_keys[i], NULL, NULL);
-        static const char *const pre[4] = {"key:", "user:", "team:", "org:"};
-        for (size_t i = 0; i < b->nincs; i++) {
-            char ent[100];
-            snprintf(ent, sizeof ent, "%s%s", pre[b->incs[i].kind], b->incs[i].id);
-            lim_budget_flushed(g_lim, ent, b->incs[i].amount);
-        }
     }
     bool ok = fj->job.status == 0;
     spend_batch_free(b);
@@ -616,6 +617,20 @@ static void *flusher_main(void *arg)
     return NULL;
 }
 
+/* keycache's stamp hook (store thread): each entity's written total as the record was read */
+static void stamp_record(void *ctx, key_rec *k)
+{
+    (void)ctx;
+    key_entity *ents[4] = {&k->key, k->has_user ? &k->user : NULL, k->has_team ? &k->team : NULL,
+                           k->has_org ? &k->org : NULL};
+    for (int i = 0; i < 4; i++)
+        if (ents[i] && ents[i]->id) {
+            char ent[100];
+            entity_name(ent, sizeof ent, i, ents[i]->id);
+            ents[i]->written_at_load = lim_budget_written(g_lim, ent);
+        }
+}
+
 int policy_init(const cfg *c, store *st, keycache *kc)
 {
     g_cfg = c;
@@ -625,6 +640,8 @@ int policy_init(const cfg *c, store *st, keycache *kc)
     g_acc = spend_accum_new(0, NULL);
     if (!g_lim || !g_acc)
         return -1;
+    if (kc)
+        keycache_set_stamp(kc, stamp_record, NULL);
     if (c->price_file) {
         char err[512];
         if (spend_price_load_file(c->price_file, err, sizeof err) < 0)

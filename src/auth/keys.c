@@ -40,6 +40,8 @@ struct keycache {
     pthread_mutex_t mu;
     store *st;
     double ttl;
+    key_stamp_fn stamp;
+    void *stamp_ctx;
     entry *buckets[NBUCKETS];
 };
 
@@ -276,6 +278,8 @@ static int load_run(db_conn *c, store_job *j)
     if (r.nrows > 0)
         lj->rec = key_rec_from_row(&r, 0);
     db_result_free(&r);
+    if (lj->rec && lj->kc->stamp) /* on the store thread, so no flush lands in between */
+        lj->kc->stamp(lj->kc->stamp_ctx, lj->rec);
     return 0;
 }
 
@@ -344,6 +348,12 @@ static void start_load(keycache *kc, entry *e)
         e->loading = false;
         free(lj);
     }
+}
+
+void keycache_set_stamp(keycache *kc, key_stamp_fn fn, void *ctx)
+{
+    kc->stamp = fn;
+    kc->stamp_ctx = ctx;
 }
 
 int keycache_get(keycache *kc, const char *token, mbox *mb, key_lookup_cb cb, void *arg,

@@ -5,7 +5,9 @@
  *
  * Records are immutable once published and reference-counted: a request holds its record until
  * it ends, while the cache may already hold a newer one. Spend that happened since the record
- * was loaded is not in it: limits/ keeps the in-memory delta (lim_budget_spend). */
+ * was loaded is not in it: limits/ keeps the in-memory delta, measured from the written total
+ * stamped into the record when it was read (lim_budget_spend_since), so a record stays exact
+ * after spend is written and is reloaded only when its TTL runs out. */
 #ifndef SLUICE_AUTH_KEYS_H
 #define SLUICE_AUTH_KEYS_H
 
@@ -22,6 +24,7 @@
 typedef struct {
     char *id;                /* key hash, team_id, user_id or organization_id */
     double spend;            /* as loaded from the store */
+    double written_at_load;  /* limits/' written total for this entity at that moment */
     double max_budget;       /* < 0: none */
     char *budget_duration;   /* "30d", NULL: none */
     time_t budget_reset_at;  /* 0: none */
@@ -59,6 +62,10 @@ typedef struct keycache keycache;
 keycache *keycache_new(store *st, double ttl_s);
 void keycache_free(keycache *kc);
 
+/* Runs on the store thread right after a record was read, to stamp written_at_load. */
+typedef void (*key_stamp_fn)(void *ctx, key_rec *rec);
+void keycache_set_stamp(keycache *kc, key_stamp_fn fn, void *ctx);
+
 typedef void (*key_lookup_cb)(void *arg, key_rec *rec, const char *db_error);
 
 /* Looks up a key by hash. A cached answer is returned at once: 1 with *out referenced, or 1 with
@@ -75,7 +82,7 @@ void keycache_invalidate(keycache *kc, const char *token);
 void keycache_invalidate_owner(keycache *kc, const char *team_id, const char *user_id);
 /* Marks a key (token NULL: every key; or the keys of a team / user) for re-reading before its
  * next use, keeping the record: the next lookup waits for the database, and if the database is
- * down it still gets this record. Used after spend was written, so budgets see the new total. */
+ * down it still gets this record. Used after a budget period was reset. */
 void keycache_refresh(keycache *kc, const char *token, const char *team_id, const char *user_id);
 
 #endif

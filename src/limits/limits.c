@@ -24,6 +24,7 @@ typedef struct lim_entry {
     int64_t nreserved;   /* budget reservations outstanding */
     double reserved;     /* their total */
     double unflushed;    /* settled spend not yet reported written */
+    double written;      /* all spend the flusher reported written (only grows; pins the entry) */
     size_t keylen;
     char key[];
 } lim_entry;
@@ -176,7 +177,9 @@ static inline void roll(const lim *l, lim_entry *e, int64_t now_s)
 
 static inline bool idle(const lim *l, const lim_entry *e, int64_t now_s)
 {
-    return e->inflight == 0 && e->nreserved == 0 && e->unflushed == 0 && window_over(l, e, now_s);
+    /* an entry that has had spend written is kept: cached records measure from its total */
+    return e->inflight == 0 && e->nreserved == 0 && e->unflushed == 0 && e->written == 0 &&
+           window_over(l, e, now_s);
 }
 
 static size_t sweep_stripe(lim *l, lim_stripe *s, double now)
@@ -587,7 +590,8 @@ int lim_budget_reserve_all(lim *l, const lim_budget_check *checks, int n, double
         }
         ent[i] = e;
         double spend = checks[i].spend > 0 ? checks[i].spend : 0;
-        double current = spend + e->unflushed;
+        double since = e->written - checks[i].written_at_load;
+        double current = spend + (since > 0 ? since : 0) + e->unflushed;
         double max = checks[i].max_budget;
         bool refuse = current + fabs(max) * 1e-9 >= max; /* spent, to within rounding */
         if (!refuse && (l->budget_strict || e->nreserved > 0))
@@ -625,7 +629,7 @@ int lim_budget_reserve_all(lim *l, const lim_budget_check *checks, int n, double
 bool lim_budget_reserve(lim *l, const char *entity, double spend_so_far, double max_budget,
                         double estimate, lim_reservation *out)
 {
-    lim_budget_check c = {entity, spend_so_far, max_budget};
+    lim_budget_check c = {.entity = entity, .spend = spend_so_far, .max_budget = max_budget};
     return lim_budget_reserve_all(l, &c, 1, estimate, out, NULL) == 1;
 }
 
@@ -673,9 +677,16 @@ static double get_unflushed(lim_entry *e, double unused)
     return e ? e->unflushed : 0;
 }
 
+static double get_written(lim_entry *e, double unused)
+{
+    (void)unused;
+    return e ? e->written : 0;
+}
+
 static double sub_unflushed(lim_entry *e, double amount)
 {
     if (e && amount > 0) {
+        e->written += amount;
         e->unflushed -= amount;
         /* what is left after rounding is noise, and a non-zero value pins the entry */
         if (e->unflushed < 1e-12)
@@ -695,6 +706,24 @@ static double zero_unflushed(lim_entry *e, double unused)
 double lim_budget_spend(lim *l, const char *entity)
 {
     return with_entity(l, entity, 0, get_unflushed);
+}
+
+double lim_budget_written(lim *l, const char *entity)
+{
+    return with_entity(l, entity, 0, get_written);
+}
+
+static double get_since(lim_entry *e, double written_at_load)
+{
+    if (!e)
+        return 0;
+    double since = e->written - written_at_load;
+    return e->unflushed + (since > 0 ? since : 0);
+}
+
+double lim_budget_spend_since(lim *l, const char *entity, double written_at_load)
+{
+    return with_entity(l, entity, written_at_load, get_since);
 }
 
 void lim_budget_flushed(lim *l, const char *entity, double amount)

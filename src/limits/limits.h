@@ -145,13 +145,20 @@ size_t lim_entry_count(lim *l);
  * Spend is enforced before the database knows it: a request reserves its estimated cost on each
  * entity with a budget; when it ends, lim_budget_settle swaps the reservation for the actual
  * cost, which stays in the entity's "unflushed" spend until the flusher reports it written
- * (lim_budget_flushed). Admission compares max_budget with
- *     spend (as the caller last read it from the DB/cache) + unflushed + reserved + estimate. */
+ * (lim_budget_flushed), which moves it to the entity's "written" total. Admission compares
+ * max_budget with
+ *     spend (as the caller last read it from the DB/cache)
+ *   + written since that read (written now - written_at_load)
+ *   + unflushed + reserved + estimate.
+ * written_at_load is lim_budget_written() taken when the spend was read, in the same order
+ * with respect to the flusher's writes (one store thread does both), so a cached record stays
+ * exact after a flush without being reloaded. */
 
 typedef struct {
     const char *entity;  /* "key:<hash>", "user:<id>", ...; NULL = skip */
     double spend;        /* spend_so_far as stored (DB or cached record) */
     double max_budget;   /* < 0 (or NaN) = no budget: not reserved, not tracked */
+    double written_at_load; /* lim_budget_written() when spend was read (0: never flushed) */
 } lim_budget_check;
 
 typedef struct {
@@ -190,8 +197,14 @@ bool lim_budget_reserve(lim *l, const char *entity, double spend_so_far, double 
 void lim_budget_settle(lim *l, lim_reservation *r, double actual_cost);
 /* The entity's unflushed spend (settled, not yet reported written); 0 when unknown. */
 double lim_budget_spend(lim *l, const char *entity);
-/* The flusher wrote `amount` of the entity's spend to the database (and the caller's cached
- * spend now includes it): subtract it from the unflushed spend. */
+/* Unflushed spend plus what was written since written_at_load: add it to a spend read from
+ * the database to get the entity's current spend. */
+double lim_budget_spend_since(lim *l, const char *entity, double written_at_load);
+/* The total this instance's flusher has written for the entity (0 when unknown). */
+double lim_budget_written(lim *l, const char *entity);
+/* The flusher wrote `amount` of the entity's spend to the database: move it from the unflushed
+ * spend to the written total. Call it on the store thread, right after the commit, before any
+ * later read of that spend. */
 void lim_budget_flushed(lim *l, const char *entity, double amount);
 /* budget_duration elapsed: the DB spend was reset to 0, drop the unflushed spend too.
  * Reservations in flight stay and settle into the new period. */

@@ -192,6 +192,26 @@ describe('budget: concurrent requests on one key (SQLite)', () => {
     assert.ok(ks2 >= COST - 1e-9 && ks2 <= 2 * COST + 1e-9, `x-litellm-key-spend ${ks2} after the second call (cost ${COST} each)`);
   });
 
+  it('a key and its team stay exact across spend flushes: every call counted once, refused right at the budget', async () => {
+    // calls spaced past proxy_batch_write_at, so the cached key record is sometimes read
+    // before a flush wrote earlier calls and sometimes after
+    const team = await api.post('/team/new', { team_alias: 'flushes', max_budget: 5 * COST });
+    assert.equal(team.status, 200, team.text);
+    const { body: k } = await api.post('/key/generate', { key_alias: 'flushes', team_id: team.body.team_id, max_budget: 100 });
+    for (let i = 1; i <= 5; i++) {
+      const r = await chat(sluice, k.key);
+      assert.equal(r.status, 200, `call ${i}: ${describeRes(r)}`);
+      const ks = Number(r.headers.get('x-litellm-key-spend'));
+      assert.ok(close(ks, i * COST, 1e-6), `call ${i}: x-litellm-key-spend ${ks}, expected ${i * COST}`);
+      await sleep(i % 2 ? 1300 : 200);
+    }
+    const refused = await chat(sluice, k.key);
+    const e = checkErrorEnvelope(assert, refused, 400);
+    assert.equal(e.type, 'budget_exceeded', describeRes(refused));
+    const current = Number(/Current cost: (\S+),/.exec(e.message)?.[1]);
+    assert.ok(close(current, 5 * COST, 1e-6), `refusal says current cost ${current}, expected ${5 * COST}: ${e.message}`);
+  });
+
   it('shuts down cleanly', async () => {
     await sluice.stop();
   });

@@ -389,8 +389,11 @@ static void test_idle_expiry(void **state)
     lim_release(l, &held.ticket);
     lim_budget_settle(l, &res, 0);
     lim_budget_flushed(l, "user:unflushed", 0.05);
-    assert_int_equal(lim_sweep(l, T0 + 62), 3);
-    assert_int_equal(lim_entry_count(l), 0);
+    /* the entity whose spend was written keeps its written total (cached records measure
+     * from it); the others go */
+    assert_int_equal(lim_sweep(l, T0 + 62), 2);
+    assert_int_equal(lim_entry_count(l), 1);
+    assert_true(fabs(lim_budget_written(l, "user:unflushed") - 0.05) < 1e-12);
 
     /* admissions sweep lazily: once a window later, a new request clears its stripe */
     for (int i = 0; i < 1000; i++) {
@@ -432,7 +435,7 @@ static void test_budget_basic(void **state)
     assert_true(fabs(lim_budget_spend(l, "key:b") - 0.75) < 1e-12);
     /* 0.5 + 0.75 >= 1.0: exhausted, even with a zero estimate */
     lim_budget_verdict bv;
-    lim_budget_check c = {"key:b", 0.5, 1.0};
+    lim_budget_check c = {"key:b", 0.5, 1.0, 0};
     assert_int_equal(lim_budget_reserve_all(l, &c, 1, 0, &r1, &bv), 0);
     assert_false(bv.allowed);
     assert_int_equal(bv.index, 0);
@@ -457,6 +460,45 @@ static void test_budget_basic(void **state)
     lim_budget_settle(l, &r1, 5);
     assert_true(lim_budget_spend(l, "key:none") == 0);
     assert_true(lim_budget_spend(l, "key:never-seen") == 0);
+    lim_free(l);
+}
+
+/* A cached record read before a flush (spend without it) and one read after (spend with it)
+ * both see the exact total, without being reloaded: spend + written since the read +
+ * unflushed. */
+static void test_budget_written_since_load(void **state)
+{
+    (void)state;
+    lim *l = new_lim();
+    lim_reservation r;
+    lim_budget_verdict bv;
+    /* record A read when the DB said 0.2 and nothing had been written yet */
+    lim_budget_check a = {"team:w", 0.2, 1.0, lim_budget_written(l, "team:w")};
+    assert_int_equal(lim_budget_reserve_all(l, &a, 1, 0.1, &r, &bv), 1);
+    lim_budget_settle(l, &r, 0.5);
+    assert_true(fabs(lim_budget_spend_since(l, "team:w", a.written_at_load) - 0.5) < 1e-12);
+    /* the flusher writes the 0.5: the DB now says 0.7 */
+    lim_budget_flushed(l, "team:w", 0.5);
+    lim_budget_check b = {"team:w", 0.7, 1.0, lim_budget_written(l, "team:w")};
+    assert_true(fabs(b.written_at_load - 0.5) < 1e-12);
+    /* both records: current 0.7 */
+    assert_int_equal(lim_budget_reserve_all(l, &a, 1, 0, &r, &bv), 1);
+    lim_budget_settle(l, &r, 0.25);
+    assert_true(fabs(lim_budget_spend_since(l, "team:w", a.written_at_load) - 0.75) < 1e-12);
+    assert_true(fabs(lim_budget_spend_since(l, "team:w", b.written_at_load) - 0.25) < 1e-12);
+    /* 0.95 now, from either record; another 0.05 exhausts it for both */
+    lim_budget_flushed(l, "team:w", 0.25);
+    assert_int_equal(lim_budget_reserve_all(l, &b, 1, 0, &r, &bv), 1);
+    lim_budget_settle(l, &r, 0.05);
+    assert_int_equal(lim_budget_reserve_all(l, &a, 1, 0, &r, &bv), 0);
+    assert_true(fabs(bv.current - 1.0) < 1e-9);
+    assert_int_equal(lim_budget_reserve_all(l, &b, 1, 0, &r, &bv), 0);
+    assert_true(fabs(bv.current - 1.0) < 1e-9);
+    /* a record read after everything was written: spend 1.0 in the DB, nothing since */
+    lim_budget_flushed(l, "team:w", 0.05);
+    lim_budget_check c = {"team:w", 1.0, 1.0, lim_budget_written(l, "team:w")};
+    assert_int_equal(lim_budget_reserve_all(l, &c, 1, 0, &r, &bv), 0);
+    assert_true(fabs(bv.current - 1.0) < 1e-9);
     lim_free(l);
 }
 
@@ -498,10 +540,10 @@ static void test_budget_all_or_none(void **state)
     (void)state;
     lim *l = new_lim();
     lim_budget_check cs[4] = {
-        {"key:k", 0, 10.0},
-        {"user:u", 0, -1}, /* no budget */
-        {"team:t", 0, 1.0},
-        {"org:o", 0, 100.0},
+        {"key:k", 0, 10.0, 0},
+        {"user:u", 0, -1, 0}, /* no budget */
+        {"team:t", 0, 1.0, 0},
+        {"org:o", 0, 100.0, 0},
     };
     lim_reservation r1, r2;
     lim_budget_verdict bv;
@@ -587,6 +629,7 @@ int main(void)
         cmocka_unit_test(test_throughput),
         cmocka_unit_test(test_idle_expiry),
         cmocka_unit_test(test_budget_basic),
+        cmocka_unit_test(test_budget_written_since_load),
         cmocka_unit_test(test_budget_message),
         cmocka_unit_test(test_budget_strict),
         cmocka_unit_test(test_budget_all_or_none),
