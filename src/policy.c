@@ -397,7 +397,19 @@ static char *num_str(double v, char out[40])
 
 static char *int_str(int64_t v, char out[24])
 {
-    snprintf(out, 24, "%lld", (long long)v);
+    /* by hand: the flusher formats five of these per spend row */
+    char tmp[24];
+    int n = 0;
+    uint64_t u = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
+    do
+        tmp[n++] = (char)('0' + u % 10);
+    while ((u /= 10) && n < 23);
+    int o = 0;
+    if (v < 0)
+        out[o++] = '-';
+    while (n)
+        out[o++] = tmp[--n];
+    out[o] = 0;
     return out;
 }
 
@@ -427,10 +439,15 @@ static int flush_run(db_conn *c, store_job *j)
         snprintf(j->err, sizeof j->err, "out of memory");
         goto fail;
     }
+    size_t built = 0; /* rows the text in ins has placeholders for (the store caches by text) */
     for (size_t i = 0; i < b->nrows; i += PER) {
         size_t n = b->nrows - i < PER ? b->nrows - i : PER;
-        ins.len = 0;
-        sbuf_adds(&ins, head);
+        bool build = n != built;
+        if (build) {
+            ins.len = 0;
+            sbuf_adds(&ins, head);
+            built = n;
+        }
         for (size_t k = 0; k < n; k++) {
             const spend_row *r = b->rows[i + k];
             const char **p = params + k * COLS;
@@ -456,12 +473,15 @@ static int flush_run(db_conn *c, store_job *j)
             p[19] = r->end_user;
             p[20] = r->status ? r->status : "success";
             p[21] = r->metadata ? r->metadata : "{}";
+            if (!build)
+                continue;
             sbuf_adds(&ins, k ? ",(" : "(");
             for (int col = 0; col < COLS; col++)
                 sbuf_addf(&ins, col ? ",$%zu" : "$%zu", k * COLS + (size_t)col + 1);
             sbuf_adds(&ins, ")");
         }
-        sbuf_adds(&ins, " ON CONFLICT (request_id) DO NOTHING");
+        if (build)
+            sbuf_adds(&ins, " ON CONFLICT (request_id) DO NOTHING");
         if (ins.failed ||
             db_exec(c, ins.p, (int)(n * COLS), params, NULL, j->err, sizeof j->err) < 0) {
             sbuf_free(&ins);
@@ -592,6 +612,7 @@ static bool flush_once(void)
 static void *flusher_main(void *arg)
 {
     (void)arg;
+    pthread_setname_np(pthread_self(), "sluice-spend");
     for (;;) {
         pthread_mutex_lock(&g_mu);
         if (!g_stop && atomic_load(&g_unflushed_rows) < FLUSH_EARLY_ROWS) {

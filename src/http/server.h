@@ -79,7 +79,7 @@ int http_serve(const http_opts *o);
 void http_async_begin(worker *w);
 void http_async_end(worker *w);
 
-/* A random 128-bit id as a UUID v4 string (37 bytes with NUL). */
+/* A time-ordered UUID v7 string (37 bytes with NUL): milliseconds, then 74 random bits. */
 void http_uuid(worker *w, char out[37]);
 
 /* True while the process is shutting down (liveness answers 503 then). */

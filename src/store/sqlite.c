@@ -6,13 +6,17 @@
  * for the rare second process, foreign keys off (the schema declares none; referential checks
  * are the admin API's job, identically on both backends).
  *
- * Parameters are written $1..$n as for PostgreSQL and bound by name: SQLite reads "$1" as a
- * named parameter, and the same $k may appear more than once. A statement naming a parameter
- * the caller did not pass is an error here too, rather than a silent NULL, so SQL that works
- * on SQLite does not first fail on PostgreSQL.
+ * Parameters are written $1..$n as for PostgreSQL; the text is rewritten to SQLite's numbered
+ * ?1..?n (outside quoted strings) before it is prepared, so binding is by index and the same
+ * $k may appear more than once. A statement naming a parameter the caller did not pass is an
+ * error here too, rather than a silent NULL, so SQL that works on SQLite does not first fail on
+ * PostgreSQL.
  *
- * No statement cache: statements are prepared per call (tens of microseconds), which is noise
- * next to the batched spend writes and cache-miss lookups that reach the store. */
+ * Prepared statements are cached per connection (a small LRU keyed by the SQL text): the spend
+ * flusher runs the same 40-row INSERT of 880 parameters thousands of times a minute, and
+ * preparing it — and binding by name, which SQLite resolves with a linear search per name —
+ * had been most of the store thread's time (docs/performance.md). */
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +26,38 @@
 #include "store/store_internal.h"
 
 #define BUSY_TIMEOUT_MS 5000
+#define STMT_CACHE 16
+
+typedef struct {
+    char *sql;         /* the caller's text (with $k), NULL: free slot */
+    uint64_t hash;
+    sqlite3_stmt *st;
+    uint64_t used;     /* LRU clock */
+} cached_stmt;
+
+typedef struct {
+    cached_stmt v[STMT_CACHE];
+    uint64_t clock;
+} stmt_cache;
+
+static uint64_t sql_hash(const char *s)
+{
+    uint64_t h = 1469598103934665603ULL; /* FNV-1a */
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+    return h;
+}
+
+static void cache_free(stmt_cache *sc)
+{
+    if (!sc)
+        return;
+    for (int i = 0; i < STMT_CACHE; i++) {
+        sqlite3_finalize(sc->v[i].st);
+        free(sc->v[i].sql);
+    }
+    free(sc);
+}
 
 static void fail(db_conn *c, int rc, char *err, size_t errlen)
 {
@@ -79,6 +115,7 @@ db_conn *sqlite_connect(const char *path, char *err, size_t errlen)
 
 void sqlite_disconnect(db_conn *c)
 {
+    cache_free(c->stmts);
     sqlite3_close_v2(c->h);
     free(c);
 }
@@ -88,57 +125,125 @@ bool sqlite_in_txn(db_conn *c)
     return !sqlite3_get_autocommit(c->h);
 }
 
-/* Checks that every parameter the statement names is $k with 1 <= k <= nparams. */
-static int check_params(sqlite3_stmt *st, int nparams, char *err, size_t errlen)
+/* Copies sql with $k rewritten to ?k outside quoted strings, identifiers and -- comments; NULL with a
+ * message for any other parameter form ("$name", "?", ":name", "@name"). */
+static char *rewrite_params(const char *sql, char *err, size_t errlen)
 {
-    int np = sqlite3_bind_parameter_count(st);
-    for (int i = 1; i <= np; i++) {
-        const char *name = sqlite3_bind_parameter_name(st, i);
-        char *end = NULL;
-        long k = name && name[0] == '$' ? strtol(name + 1, &end, 10) : 0;
-        if (!name || name[0] != '$' || !end || *end || end == name + 1) {
-            snprintf(err, errlen, "unsupported parameter '%s': write $1, $2, ...",
-                     name ? name : "?");
-            return -1;
-        }
-        if (k < 1 || k > nparams) {
-            snprintf(err, errlen, "parameter %s has no value (%d given)", name, nparams);
-            return -1;
-        }
+    size_t n = strlen(sql);
+    char *out = malloc(n + 1);
+    if (!out) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
     }
-    return 0;
+    char quote = 0;
+    size_t o = 0;
+    for (size_t i = 0; i < n; i++) {
+        char ch = sql[i];
+        if (quote) {
+            if (ch == quote)
+                quote = 0; /* a doubled quote reopens at once: same result */
+        } else if (ch == '\'' || ch == '"') {
+            quote = ch;
+        } else if (ch == '-' && sql[i + 1] == '-') { /* a comment, to the end of the line */
+            while (i < n && sql[i] != '\n')
+                out[o++] = sql[i++];
+            if (i == n)
+                break;
+            ch = sql[i];
+        } else if (ch == '$' || ch == '?' || ch == ':' || ch == '@') {
+            bool numbered = ch == '$' && sql[i + 1] >= '1' && sql[i + 1] <= '9';
+            bool param = ch == '$' || ch == '?' ||
+                         (sql[i + 1] == '_' || (sql[i + 1] >= 'A' && sql[i + 1] <= 'Z') ||
+                          (sql[i + 1] >= 'a' && sql[i + 1] <= 'z'));
+            if (numbered) {
+                ch = '?';
+            } else if (param) {
+                snprintf(err, errlen, "unsupported parameter '%.16s': write $1, $2, ...", sql + i);
+                free(out);
+                return NULL;
+            }
+        }
+        out[o++] = ch;
+    }
+    out[o] = 0;
+    return out;
+}
+
+/* The cached statement for sql, prepared on a miss (the least recently used one is dropped).
+ * NULL with err set on failure, or with *empty set when sql holds no statement. */
+static sqlite3_stmt *get_stmt(db_conn *c, const char *sql, bool *empty, char *err, size_t errlen)
+{
+    *empty = false;
+    stmt_cache *sc = c->stmts;
+    if (!sc && !(sc = c->stmts = calloc(1, sizeof *sc))) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    uint64_t h = sql_hash(sql);
+    cached_stmt *slot = &sc->v[0];
+    for (int i = 0; i < STMT_CACHE; i++) {
+        cached_stmt *e = &sc->v[i];
+        if (e->sql && e->hash == h && strcmp(e->sql, sql) == 0) {
+            e->used = ++sc->clock;
+            return e->st;
+        }
+        if (!e->sql || (slot->sql && e->used < slot->used))
+            slot = e;
+    }
+    char *text = rewrite_params(sql, err, errlen);
+    if (!text)
+        return NULL;
+    sqlite3_stmt *st = NULL;
+    const char *tail = NULL;
+    int rc = sqlite3_prepare_v3(c->h, text, -1, SQLITE_PREPARE_PERSISTENT, &st, &tail);
+    if (rc != SQLITE_OK) {
+        free(text);
+        fail(c, rc, err, errlen);
+        return NULL;
+    }
+    for (; tail && *tail; tail++)
+        if (*tail != ' ' && *tail != '\n' && *tail != '\t' && *tail != '\r' && *tail != ';') {
+            free(text);
+            sqlite3_finalize(st);
+            snprintf(err, errlen, "db_exec runs one statement (use db_exec_script for several)");
+            return NULL;
+        }
+    free(text);
+    if (!st) {
+        *empty = true; /* only whitespace or comments */
+        return NULL;
+    }
+    char *copy = strdup(sql);
+    if (!copy) {
+        sqlite3_finalize(st);
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    sqlite3_finalize(slot->st);
+    free(slot->sql);
+    *slot = (cached_stmt){.sql = copy, .hash = h, .st = st, .used = ++sc->clock};
+    return st;
 }
 
 int sqlite_exec(db_conn *c, const char *sql, int nparams, const char *const *params,
                 db_result *out, char *err, size_t errlen)
 {
     sqlite3 *db = c->h;
-    sqlite3_stmt *st = NULL;
-    const char *tail = NULL;
     const char **vals = NULL;
-    int rc = sqlite3_prepare_v2(db, sql, -1, &st, &tail);
-    if (rc != SQLITE_OK) {
-        fail(c, rc, err, errlen);
-        return -1;
-    }
+    bool empty;
+    sqlite3_stmt *st = get_stmt(c, sql, &empty, err, errlen);
     if (!st)
-        return 0; /* only whitespace or comments */
+        return empty ? 0 : -1;
     int ret = -1;
-    for (; tail && *tail; tail++)
-        if (*tail != ' ' && *tail != '\n' && *tail != '\t' && *tail != '\r' && *tail != ';') {
-            snprintf(err, errlen, "db_exec runs one statement (use db_exec_script for several)");
-            goto out;
-        }
-    if (check_params(st, nparams, err, errlen) < 0)
+    int rc;
+    int np = sqlite3_bind_parameter_count(st); /* the largest ?k */
+    if (np > nparams) {
+        snprintf(err, errlen, "parameter $%d has no value (%d given)", np, nparams);
         goto out;
-    for (int k = 1; k <= nparams; k++) {
-        char name[16];
-        snprintf(name, sizeof name, "$%d", k);
-        int idx = sqlite3_bind_parameter_index(st, name);
-        if (!idx)
-            continue; /* passed but not used by this statement */
-        rc = params[k - 1] ? sqlite3_bind_text(st, idx, params[k - 1], -1, SQLITE_STATIC)
-                           : sqlite3_bind_null(st, idx);
+    }
+    for (int k = 1; k <= np; k++) {
+        rc = params[k - 1] ? sqlite3_bind_text(st, k, params[k - 1], -1, SQLITE_STATIC)
+                           : sqlite3_bind_null(st, k);
         if (rc != SQLITE_OK) {
             fail(c, rc, err, errlen);
             goto out;
@@ -185,7 +290,8 @@ int sqlite_exec(db_conn *c, const char *sql, int nparams, const char *const *par
         ret = sqlite3_total_changes64(db) != before ? (int)sqlite3_changes64(db) : 0;
 out:
     free(vals);
-    sqlite3_finalize(st);
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st); /* the parameters were bound SQLITE_STATIC: drop them */
     return ret;
 }
 

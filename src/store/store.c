@@ -143,6 +143,7 @@ static void fail_job(store_job *j, const char *prefix, const char *reason)
 static void *connector_main(void *arg)
 {
     store *s = arg;
+    pthread_setname_np(pthread_self(), "sluice-dbconn");
     char err[256] = "";
     db_conn *c = db_connect(&s->url, err, sizeof err); /* s->url is immutable: no lock */
     pthread_mutex_lock(&s->mu);
@@ -345,6 +346,7 @@ static void cond_wait_until(store *s, double when)
 static void *store_main(void *arg)
 {
     store *s = arg;
+    pthread_setname_np(pthread_self(), "sluice-store");
     pthread_mutex_lock(&s->mu);
     for (;;) {
         double now = mono_now();

@@ -20,6 +20,7 @@ struct db_conn {
     void *h;         /* sqlite3 * or PGconn * */
     char *secret;    /* postgres password, scrubbed from every message; NULL if none */
     void *cancel;    /* PGcancel * (postgres), for db_interrupt */
+    void *stmts;     /* sqlite: the prepared-statement cache */
     char lasterr[256]; /* the last error a statement on this connection reported */
 };
 

@@ -1020,6 +1020,7 @@ static void finish(gauth *g, double started, char *tok, long long expires_in, co
 
 static void *run(void *unused)
 {
+    pthread_setname_np(pthread_self(), "sluice-gauth");
     pthread_mutex_lock(&G.mu);
     while (!atomic_load(&g_stop)) {
         double now = mono(), wake = INFINITY;

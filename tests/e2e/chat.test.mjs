@@ -110,7 +110,18 @@ general_settings:
     const second = await client.chat.completions
       .create({ model: 'my-gpt', messages: [{ role: 'user', content: 'again' }] })
       .withResponse();
-    assert.notEqual(second.response.headers.get('x-litellm-call-id'), callId, 'call ids are unique per request');
+    const callId2 = second.response.headers.get('x-litellm-call-id');
+    assert.notEqual(callId2, callId, 'call ids are unique per request');
+    // UUID v7: the first 48 bits are the Unix time in ms, so ids sort by time (and so does the
+    // spend log's primary key)
+    const V7 = /^([0-9a-f]{8})-([0-9a-f]{4})-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
+    for (const id of [callId, callId2]) {
+      const m = V7.exec(id);
+      assert.ok(m, `call id ${id} is a UUID v7`);
+      const ms = parseInt(m[1] + m[2], 16);
+      assert.ok(Math.abs(ms - Date.now()) < 60_000, `call id ${id} carries the time: ${new Date(ms).toISOString()}`);
+    }
+    assert.ok(callId2.slice(0, 13) >= callId.slice(0, 13), `a later call sorts after: ${callId} then ${callId2}`);
     assert.equal(second.response.headers.get('x-litellm-model-id'), modelId, 'same deployment, same model id');
 
     // the model id is the deployment id reported by /model/info

@@ -423,6 +423,43 @@ static void exercise_db_exec(db_conn *c)
     if (!pg) {
         assert_int_equal(db_exec(c, "SELECT ?", 0, NULL, NULL, err, sizeof err), -1);
         assert_non_null(strstr(err, "$1"));
+        assert_int_equal(db_exec(c, "SELECT $name", 0, NULL, NULL, err, sizeof err), -1);
+        assert_non_null(strstr(err, "$name"));
+    }
+    /* "$1" inside a string or a comment is text, not a parameter */
+    assert_int_equal(db_exec(c, "SELECT '$1 '' $2', $1 -- not $3\n", 1, (const char *[]){"v"}, &r,
+                             err, sizeof err),
+                     1);
+    assert_string_equal(r.v[0], "$1 ' $2");
+    assert_string_equal(r.v[1], "v");
+    db_result_free(&r);
+    /* the same statement, many times with other values (a cached statement is reset and
+     * rebound each time), and a wide one */
+    for (int i = 0; i < 50; i++) {
+        char v[16];
+        snprintf(v, sizeof v, "%d", i);
+        assert_int_equal(db_exec(c, "SELECT $1 || '-' || $1", 1, (const char *[]){v}, &r, err,
+                                 sizeof err),
+                         1);
+        char want[40];
+        snprintf(want, sizeof want, "%d-%d", i, i);
+        assert_string_equal(r.v[0], want);
+        db_result_free(&r);
+    }
+    {
+        enum { W = 500 };
+        static char sql[W * 32], vals[W][8];
+        const char *pv[W];
+        size_t o = (size_t)snprintf(sql, sizeof sql, "SELECT CAST($1 AS INTEGER)");
+        for (int i = 0; i < W; i++) {
+            if (i)
+                o += (size_t)snprintf(sql + o, sizeof sql - o, " + CAST($%d AS INTEGER)", i + 1);
+            snprintf(vals[i], sizeof vals[i], "%d", i);
+            pv[i] = vals[i];
+        }
+        assert_int_equal(db_exec(c, sql, W, pv, &r, err, sizeof err), 1);
+        assert_string_equal(r.v[0], "124750"); /* 0 + 1 + ... + 499 */
+        db_result_free(&r);
     }
 
     /* transactions */
