@@ -52,11 +52,19 @@ static bool g_stop;
 #define FLUSH_EARLY_ROWS 4000
 static atomic_long g_unflushed_rows;
 
+/* Two per request: formatted once a second per thread (gmtime_r takes glibc's time-zone
+ * lock, shared by every worker). */
 static void iso_time(time_t t, char out[32])
 {
-    struct tm tm;
-    gmtime_r(&t, &tm);
-    strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    static _Thread_local time_t t_last = (time_t)-1;
+    static _Thread_local char t_text[32];
+    if (t != t_last) {
+        struct tm tm;
+        gmtime_r(&t, &tm);
+        strftime(t_text, sizeof t_text, "%Y-%m-%dT%H:%M:%SZ", &tm);
+        t_last = t;
+    }
+    memcpy(out, t_text, 32);
 }
 
 static double now_wall(void)

@@ -5,20 +5,27 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* LiteLLM reads these from the body itself and does not pass them to the provider. Sorted by
- * nothing in particular: the list is short and only consulted for bodies that carry extras. */
-static const char *const gateway_params[] = {
-    "mock_response", "mock_testing_fallbacks", "mock_testing_rate_limit_error", "mock_timeout",
-    "mock_tool_calls", "fallbacks", "context_window_fallback_dict", "num_retries", "max_retries",
-    "caching", "cache", "metadata", "litellm_metadata", "tags", "guardrails", "drop_params",
-    "api_key", "api_base", "base_url", "api_version", "timeout", "request_timeout",
-    "disable_fallbacks", "litellm_call_id", "no-log", "proxy_server_request",
+/* LiteLLM reads these from the body itself and does not pass them to the provider. Checked
+ * for every top-level member of every request, so the lengths are stored beside the names. */
+#define GP(s) {s, sizeof s - 1}
+static const struct {
+    const char *name;
+    size_t len;
+} gateway_params[] = {
+    GP("mock_response"), GP("mock_testing_fallbacks"), GP("mock_testing_rate_limit_error"),
+    GP("mock_timeout"), GP("mock_tool_calls"), GP("fallbacks"),
+    GP("context_window_fallback_dict"), GP("num_retries"), GP("max_retries"), GP("caching"),
+    GP("cache"), GP("metadata"), GP("litellm_metadata"), GP("tags"), GP("guardrails"),
+    GP("drop_params"), GP("api_key"), GP("api_base"), GP("base_url"), GP("api_version"),
+    GP("timeout"), GP("request_timeout"), GP("disable_fallbacks"), GP("litellm_call_id"),
+    GP("no-log"), GP("proxy_server_request"),
 };
+#undef GP
 
 bool oai_is_gateway_param(const char *key, size_t len)
 {
     for (size_t i = 0; i < sizeof gateway_params / sizeof *gateway_params; i++)
-        if (strlen(gateway_params[i]) == len && memcmp(gateway_params[i], key, len) == 0)
+        if (gateway_params[i].len == len && memcmp(gateway_params[i].name, key, len) == 0)
             return true;
     return false;
 }

@@ -273,11 +273,15 @@ static bool row_increments(agg *g, const spend_row *r)
 
 /* ---- the accumulator ----------------------------------------------------------------------- */
 
+/* Two locks, taken in this order: mu (rows in memory, extras) and spill_mu (the file, its
+ * offset and the counters). Rows are formatted outside both and written under spill_mu only, so
+ * a flusher spilling thousands of rows never holds up the request threads adding theirs. */
 struct spend_accum {
     pthread_mutex_t mu;
     spend_row **rows;
     size_t nrows, cap, max_rows;
     agg extra;
+    pthread_mutex_t spill_mu;
     char *spill_path;
     int spill_fd;      /* append descriptor, opened on first spill */
     off_t spill_off;   /* bytes of the file already taken */
@@ -296,6 +300,7 @@ spend_accum *spend_accum_new(size_t max_rows, const char *spill_path)
         return NULL;
     }
     pthread_mutex_init(&a->mu, NULL);
+    pthread_mutex_init(&a->spill_mu, NULL);
     a->max_rows = max_rows ? max_rows : SPEND_ACCUM_MAX_ROWS;
     a->spill_fd = -1;
     struct stat st;
@@ -315,6 +320,7 @@ void spend_accum_free(spend_accum *a)
         close(a->spill_fd);
     free(a->spill_path);
     pthread_mutex_destroy(&a->mu);
+    pthread_mutex_destroy(&a->spill_mu);
     free(a);
 }
 
@@ -335,36 +341,40 @@ static bool push_row(spend_accum *a, spend_row *r)
     return true;
 }
 
-/* Caller holds the lock. One write(2) per row, so lines from this process never interleave. */
+/* Formats the row and appends it as one line, with one write(2) so lines never interleave.
+ * Takes spill_mu (not mu); counts the row as spilled or dropped. */
 static bool spill_row(spend_accum *a, const spend_row *r)
 {
-    if (a->spill_fd < 0) {
+    char *json = r ? spend_row_to_json(r) : NULL;
+    pthread_mutex_lock(&a->spill_mu);
+    bool ok = json != NULL;
+    if (ok && a->spill_fd < 0) {
         a->spill_fd = open(a->spill_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-        if (a->spill_fd < 0)
-            return false;
+        ok = a->spill_fd >= 0;
     }
-    char *json = spend_row_to_json(r);
-    if (!json)
-        return false;
-    size_t n = strlen(json);
-    json[n] = '\n'; /* overwrite the NUL: write n + 1 bytes */
-    size_t done = 0;
-    bool ok = true;
-    while (done < n + 1) {
-        ssize_t w = write(a->spill_fd, json + done, n + 1 - done);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0) {
-            ok = false;
-            break;
+    if (ok) {
+        size_t n = strlen(json);
+        json[n] = '\n'; /* overwrite the NUL: write n + 1 bytes */
+        size_t done = 0;
+        while (done < n + 1) {
+            ssize_t w = write(a->spill_fd, json + done, n + 1 - done);
+            if (w < 0 && errno == EINTR)
+                continue;
+            if (w <= 0) {
+                ok = false;
+                break;
+            }
+            done += (size_t)w;
         }
-        done += (size_t)w;
     }
-    free(json);
     if (ok) {
         a->spilled++;
         a->spill_pending = true;
+    } else {
+        a->dropped++;
     }
+    pthread_mutex_unlock(&a->spill_mu);
+    free(json);
     return ok;
 }
 
@@ -372,17 +382,12 @@ int spend_accum_add(spend_accum *a, const spend_row *row)
 {
     spend_row *r = row_copy(row);
     pthread_mutex_lock(&a->mu);
-    int rc;
-    if (r && a->nrows < a->max_rows && push_row(a, r)) {
-        rc = 0;
-        r = NULL;
-    } else if (spill_row(a, r ? r : row)) {
-        rc = 1;
-    } else {
-        a->dropped++;
-        rc = -1;
-    }
+    bool kept = r && a->nrows < a->max_rows && push_row(a, r);
     pthread_mutex_unlock(&a->mu);
+    if (kept)
+        return 0;
+    /* past the bound (the flusher is behind, or the database away): to the file */
+    int rc = spill_row(a, r ? r : row) ? 1 : -1;
     free(r);
     return rc;
 }
@@ -397,7 +402,8 @@ bool spend_accum_add_increment(spend_accum *a, spend_entity kind, const char *id
     return ok;
 }
 
-/* Reads up to max rows from the spill file into rows[] (grown as needed). Caller holds the lock.
+/* Reads up to max rows from the spill file into rows[] (grown as needed). Caller holds mu and
+ * spill_mu.
  * Returns false when the file exists but cannot be read. */
 static bool read_spill(spend_accum *a, spend_row ***rows, size_t *nrows, size_t *cap, size_t max,
                        size_t *from_spill, size_t *bad)
@@ -493,7 +499,9 @@ long spend_accum_take(spend_accum *a, spend_batch *out)
     a->nrows = a->cap = 0;
     agg extra = a->extra;
     memset(&a->extra, 0, sizeof a->extra);
+    pthread_mutex_lock(&a->spill_mu);
     bool ok = read_spill(a, &rows, &nrows, &cap, a->max_rows, &out->from_spill, &out->bad_lines);
+    pthread_mutex_unlock(&a->spill_mu);
     pthread_mutex_unlock(&a->mu);
 
     /* increments: rows first, then the extras (kept apart too, for restore) */
@@ -519,28 +527,33 @@ long spend_accum_take(spend_accum *a, spend_batch *out)
 
 void spend_accum_restore(spend_accum *a, spend_batch *b)
 {
+    /* Rows go back to memory up to half the bound, leaving the request threads room to add
+     * theirs in memory; the rest is spilled here, on the flusher's thread, outside mu. */
+    size_t keep_max = a->max_rows / 2, i = 0;
     pthread_mutex_lock(&a->mu);
-    for (size_t i = 0; i < b->nrows; i++) {
-        spend_row *r = b->rows[i];
-        if (a->nrows < a->max_rows && push_row(a, r))
-            continue;
-        if (!spill_row(a, r))
+    for (; i < b->nrows && a->nrows < keep_max; i++)
+        if (!push_row(a, b->rows[i]))
+            break;
+    for (size_t k = 0; k < b->nextra; k++) {
+        if (agg_add(&a->extra, b->extra[k].kind, b->extra[k].id, b->extra[k].amount, true))
+            b->extra[k].id = NULL;
+        else {
+            pthread_mutex_lock(&a->spill_mu);
             a->dropped++;
-        free(r);
-    }
-    for (size_t i = 0; i < b->nextra; i++) {
-        if (agg_add(&a->extra, b->extra[i].kind, b->extra[i].id, b->extra[i].amount, true))
-            b->extra[i].id = NULL;
-        else
-            a->dropped++;
+            pthread_mutex_unlock(&a->spill_mu);
+        }
     }
     pthread_mutex_unlock(&a->mu);
+    for (; i < b->nrows; i++) {
+        spill_row(a, b->rows[i]);
+        free(b->rows[i]);
+    }
     b->nrows = 0;
-    for (size_t i = 0; i < b->nextra; i++)
-        free(b->extra[i].id);
+    for (size_t k = 0; k < b->nextra; k++)
+        free(b->extra[k].id);
     b->nextra = 0;
-    for (size_t i = 0; i < b->nincs; i++)
-        free(b->incs[i].id);
+    for (size_t k = 0; k < b->nincs; k++)
+        free(b->incs[k].id);
     b->nincs = 0;
 }
 
@@ -564,8 +577,10 @@ void spend_accum_get_stats(spend_accum *a, spend_accum_stats *st)
 {
     pthread_mutex_lock(&a->mu);
     st->rows_in_memory = a->nrows;
+    pthread_mutex_lock(&a->spill_mu);
     st->rows_spilled = a->spilled;
     st->rows_dropped = a->dropped;
     st->spill_pending = a->spill_pending;
+    pthread_mutex_unlock(&a->spill_mu);
     pthread_mutex_unlock(&a->mu);
 }

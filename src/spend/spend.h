@@ -174,9 +174,9 @@ spend_accum *spend_accum_new(size_t max_rows, const char *spill_path);
 void spend_accum_free(spend_accum *a);
 
 /* Copies the row (one allocation). Past max_rows in memory, the row is appended to the spill
- * file instead (one write(2) per line, under the accumulator's lock — the slow path is only
- * taken while the database is away). Returns 0 in memory, 1 spilled, -1 lost (no memory, spill
- * write failed: counted in stats.dropped). */
+ * file instead (one write(2) per line, under the spill lock only — the slow path is only taken
+ * while the flusher is behind or the database away). Returns 0 in memory, 1 spilled, -1 lost
+ * (no memory, spill write failed: counted in stats.dropped). */
 int spend_accum_add(spend_accum *a, const spend_row *row);
 /* An increment with no row of its own. Returns false on allocation failure. */
 bool spend_accum_add_increment(spend_accum *a, spend_entity kind, const char *id, double amount);
@@ -188,8 +188,9 @@ bool spend_accum_add_increment(spend_accum *a, spend_entity kind, const char *id
  * or memory ran out summing increments (then everything stayed in the accumulator and the batch
  * is empty). One spill file per process: two processes must not share a path. */
 long spend_accum_take(spend_accum *a, spend_batch *out);
-/* The flusher could not write the batch: put everything back (rows beyond the bound go to the
- * spill file). The batch is emptied (free it as usual). */
+/* The flusher could not write the batch: put everything back — rows to memory up to half of
+ * max_rows, the rest to the spill file, written by the calling thread. The batch is emptied
+ * (free it as usual). */
 void spend_accum_restore(spend_accum *a, spend_batch *b);
 void spend_batch_free(spend_batch *b);
 
