@@ -304,6 +304,36 @@ static bool scalar_bool(loader *L, struct fy_node *n, const char *what, bool *ou
     return ok;
 }
 
+/* ssl_verify as LiteLLM takes it: true / false, or the path of a CA bundle (verification on,
+ * against that bundle). A path that cannot be read is an error: a typo would otherwise fail
+ * every request with a TLS error far from its cause. */
+static bool ssl_verify_text(loader *L, struct fy_node *n, const char *what, const char *s,
+                            int *verify, char **ca_file)
+{
+    bool b;
+    if (parse_bool_text(s, &b)) {
+        *verify = b;
+        return true;
+    }
+    if (access(s, R_OK) != 0) {
+        ERR(L, n, "%s: '%s' is neither true/false nor a readable CA bundle file (%s)", what, s,
+            strerror(errno));
+        return false;
+    }
+    *verify = 1;
+    *ca_file = strdup(s);
+    return true;
+}
+
+static void scalar_ssl_verify(loader *L, struct fy_node *n, const char *what, int *verify,
+                              char **ca_file)
+{
+    char *s = scalar_str(L, n, what);
+    if (s)
+        ssl_verify_text(L, n, what, s, verify, ca_file);
+    free(s);
+}
+
 /* YAML subtree → cJSON with os.environ/ substitution; plain scalars become numbers/bools/null
  * the way PyYAML would type them. */
 static cJSON *to_json(loader *L, struct fy_node *n)
@@ -516,6 +546,7 @@ static void load_deployment(loader *L, struct fy_node *item, size_t index)
     d.model_name = model_name;
     d.line = node_line(item);
     d.drop_params = -1;
+    d.ssl_verify = -1;
     d.timeout = 0;
     d.stream_timeout = 0;
     d.max_retries = 0;
@@ -580,6 +611,10 @@ static void load_deployment(loader *L, struct fy_node *item, size_t index)
             bool b;
             if (scalar_bool(L, v, "litellm_params.drop_params", &b))
                 d.drop_params = b;
+        } else if (strcmp(key, "ssl_verify") == 0) {
+            free(d.ssl_ca_file);
+            d.ssl_ca_file = NULL;
+            scalar_ssl_verify(L, v, "litellm_params.ssl_verify", &d.ssl_verify, &d.ssl_ca_file);
         } else {
             note_ignored(L, "litellm_params", key, fy_node_pair_key(p));
         }
@@ -795,6 +830,18 @@ static void load_general(loader *L, struct fy_node *n)
         } else if (strcmp(key, "disable_prisma_schema_update") == 0) {
             scalar_bool(L, v, "general_settings.disable_prisma_schema_update",
                         &L->c->disable_schema_update);
+        } else if (strcmp(key, "background_health_checks") == 0) {
+            scalar_bool(L, v, "general_settings.background_health_checks",
+                        &L->c->background_health_checks);
+        } else if (strcmp(key, "health_check_interval") == 0) {
+            double t;
+            if (scalar_num(L, v, "general_settings.health_check_interval", &t)) {
+                if (!(t >= 1 && t <= 86400))
+                    ERR(L, v, "general_settings.health_check_interval must be between 1 and "
+                              "86400 seconds");
+                else
+                    L->c->health_check_interval_s = t;
+            }
         } else if (strcmp(key, "disable_spend_logs") == 0) {
             scalar_bool(L, v, "general_settings.disable_spend_logs", &L->c->disable_spend_logs);
         } else if (strcmp(key, "max_request_size_mb") == 0) {
@@ -809,6 +856,32 @@ static void load_general(loader *L, struct fy_node *n)
             note_ignored(L, "general_settings", key, fy_node_pair_key(p));
         }
     }
+}
+
+/* The environment comes first, as in LiteLLM: SSL_VERIFY (true/false or a CA bundle path) over
+ * litellm_settings.ssl_verify, and SSL_CERT_FILE as the CA bundle when none was named. */
+static void global_tls(loader *L, struct fy_node *where)
+{
+    const char *v = getenv("SSL_VERIFY");
+    if (v && *v) {
+        int verify = L->c->ssl_verify;
+        char *ca = NULL;
+        if (ssl_verify_text(L, where, "SSL_VERIFY (environment)", v, &verify, &ca)) {
+            L->c->ssl_verify = verify;
+            free(L->c->ssl_ca_file);
+            L->c->ssl_ca_file = ca;
+        }
+    }
+    const char *cf = getenv("SSL_CERT_FILE");
+    if (cf && *cf && !L->c->ssl_ca_file) {
+        if (access(cf, R_OK) == 0)
+            L->c->ssl_ca_file = strdup(cf);
+        else
+            WARN(L, where, "SSL_CERT_FILE=%s cannot be read (%s): the system's CA bundle is used",
+                 cf, strerror(errno));
+    }
+    if (!L->c->ssl_verify)
+        WARN(L, where, "TLS certificate verification is off for every upstream (ssl_verify: false)");
 }
 
 static void load_litellm_settings(loader *L, struct fy_node *n)
@@ -835,6 +908,11 @@ static void load_litellm_settings(loader *L, struct fy_node *n)
                 else
                     L->c->max_budget = b;
             }
+        } else if (strcmp(key, "ssl_verify") == 0) {
+            free(L->c->ssl_ca_file);
+            L->c->ssl_ca_file = NULL;
+            scalar_ssl_verify(L, v, "litellm_settings.ssl_verify", &L->c->ssl_verify,
+                              &L->c->ssl_ca_file);
         } else if (strcmp(key, "set_verbose") == 0) {
             /* deprecated in LiteLLM too; --detailed_debug is the switch */
         } else {
@@ -920,6 +998,8 @@ static cfg *cfg_new(void)
     c->max_request_bytes = 32u * 1024 * 1024;
     c->request_timeout = 600;
     c->batch_write_s = 10;
+    c->ssl_verify = 1;
+    c->health_check_interval_s = 300; /* LiteLLM's default */
     c->key_cache_ttl_s = 60;
     c->max_budget = -1;
     c->graceful_shutdown_s = 30;
@@ -1137,6 +1217,7 @@ cfg *cfg_load(const char *path, cfg_problems *probs, bool *yaml_error)
             load_litellm_settings(&L, ls);
             c->litellm_json = to_json(&L, ls);
         }
+        global_tls(&L, root);
         struct fy_node *rs = section(&L, root, "router_settings");
         if (rs) {
             load_router_settings(&L, rs);
@@ -1213,6 +1294,7 @@ void cfg_free(cfg *c)
         free(d->vertex_project);
         free(d->vertex_location);
         free(d->vertex_credentials);
+        free(d->ssl_ca_file);
         free(d->gauth_error);
         free(d->id);
         free(d->host);
@@ -1234,6 +1316,7 @@ void cfg_free(cfg *c)
     free(c->master_key);
     free(c->database_url);
     free(c->price_file);
+    free(c->ssl_ca_file);
     free(c->path);
     free(c);
 }

@@ -31,6 +31,8 @@ typedef struct {
     char *api_version;    /* azure/ */
     char *vertex_project, *vertex_location, *vertex_credentials; /* vertex_ai/ */
     int drop_params;      /* -1 = inherit litellm_settings.drop_params, else 0/1 */
+    int ssl_verify;       /* litellm_params.ssl_verify: -1 = inherit cfg.ssl_verify, else 0/1 */
+    char *ssl_ca_file;    /* litellm_params.ssl_verify given as a CA bundle path (verify on) */
     char *id;             /* model_info.id, else a hash of the deployment */
     cJSON *litellm_params;/* as configured after substitution; api_key stripped for display */
     cJSON *model_info;
@@ -64,6 +66,11 @@ typedef struct {
     bool drop_params;           /* litellm_settings.drop_params */
     double request_timeout;     /* default timeout (s) when a deployment has none */
     double graceful_shutdown_s; /* sluice_settings.graceful_shutdown_seconds */
+    int ssl_verify;             /* litellm_settings.ssl_verify, else SSL_VERIFY; default 1 */
+    char *ssl_ca_file;          /* litellm_settings.ssl_verify as a path, else SSL_VERIFY as a
+                                   path, else SSL_CERT_FILE; NULL = the system's bundle */
+    bool background_health_checks; /* general_settings.background_health_checks */
+    double health_check_interval_s; /* general_settings.health_check_interval (default 300) */
     cJSON *router_json;         /* router_settings as configured (after substitution), or NULL */
     cJSON *litellm_json;        /* litellm_settings likewise: router/ reads both */
     char **ignored;             /* "general_settings.alerting (line 12)" ... */
