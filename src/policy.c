@@ -143,6 +143,30 @@ static void spend_price_for(const cfg_deployment *dep, const char *model, spend_
     *known = spend_price_lookup(base, dep ? dep->model : model, NULL, &ov, p);
 }
 
+/* The admission estimate of a request's cost: 0 when its price is unknown. */
+static double estimate_for(const policy_request *pr)
+{
+    if (!pr)
+        return 0;
+    spend_price p;
+    bool known;
+    spend_price_for(pr->dep, pr->model, &p, &known);
+    return known ? spend_estimate(&p, pr->prompt_bytes, pr->max_tokens) : 0;
+}
+
+/* litellm_settings.max_budget: every request's cost, master key included, counts against one
+ * proxy-wide budget. As in LiteLLM it is the cost this process has seen since it started (the
+ * entity is never reported written, so its settled spend only grows); unlike LiteLLM it is
+ * shared by all worker threads and reserved at admission, so concurrent calls cannot overrun
+ * it together. */
+static bool proxy_budget_check(lim_budget_check *c)
+{
+    if (!(g_cfg && g_cfg->max_budget >= 0))
+        return false;
+    *c = (lim_budget_check){.entity = "proxy:", .spend = 0, .max_budget = g_cfg->max_budget};
+    return true;
+}
+
 bool policy_admit(const auth_ident *id, const policy_request *pr, policy_grant *g,
                   policy_denial *d)
 {
@@ -152,8 +176,21 @@ bool policy_admit(const auth_ident *id, const policy_request *pr, policy_grant *
     iso_time(time(NULL), g->start_time);
     snprintf(g->token, sizeof g->token, "%s", id ? id->token : "");
     g->active = true;
-    if (!id || id->kind != IDENT_KEY || !id->rec)
-        return true; /* master key / open proxy: no per-key policy */
+    if (!id || id->kind != IDENT_KEY || !id->rec) {
+        /* master key / open proxy: no per-key policy, only the proxy-wide budget */
+        lim_budget_check proxy;
+        if (proxy_budget_check(&proxy)) {
+            lim_budget_verdict bv;
+            int rc = lim_budget_reserve_all(g_lim, &proxy, 1, estimate_for(pr), &g->resv, &bv);
+            if (rc == 0) {
+                deny(d, 400, "budget_exceeded", "x");
+                lim_format_budget_refusal(&bv, d->message, sizeof d->message);
+                goto refused;
+            }
+            g->reserved = rc == 1;
+        }
+        return true;
+    }
     key_rec *k = id->rec;
     time_t now = time(NULL);
     if (k->key.blocked) {
@@ -202,20 +239,18 @@ bool policy_admit(const auth_ident *id, const policy_request *pr, policy_grant *
     for (int i = 0; i < 4; i++)
         if (ents[i] && ents[i]->id)
             entity_name(g->desc[i], sizeof g->desc[i], i, ents[i]->id);
-    lim_budget_check bc[4];
+    lim_budget_check bc[5];
     int nb = 0;
     for (int i = 0; i < 4; i++)
         if (ents[i] && g->desc[i][0] && ents[i]->max_budget >= 0)
             bc[nb++] = (lim_budget_check){.entity = g->desc[i], .spend = ents[i]->spend,
                                           .written_at_load = ents[i]->written_at_load,
                                           .max_budget = ents[i]->max_budget};
+    if (proxy_budget_check(&bc[nb]))
+        nb++;
     if (nb) {
-        spend_price p;
-        bool known;
-        spend_price_for(pr->dep, pr->model, &p, &known);
-        double est = known ? spend_estimate(&p, pr->prompt_bytes, pr->max_tokens) : 0;
         lim_budget_verdict bv;
-        int rc = lim_budget_reserve_all(g_lim, bc, nb, est, &g->resv, &bv);
+        int rc = lim_budget_reserve_all(g_lim, bc, nb, estimate_for(pr), &g->resv, &bv);
         if (rc == 0) {
             deny(d, 400, "budget_exceeded", "x");
             lim_format_budget_refusal(&bv, d->message, sizeof d->message);
