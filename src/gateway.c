@@ -342,8 +342,11 @@ static void finish(llm_req *r, int status)
                                        (r->t_up_first > 0 ? r->t_up_first - r->t_up_start : 0) -
                                        r->upstream_ms_total
                                  : overhead_ms(r);
+    /* the access line says what the client got: once a stream's 200 headers went out, a later
+     * failure is an error event inside that 200 (named in error=), not a 502 it never saw */
+    int sent = r->t_headers > 0 && r->stream && status != 499 ? 200 : status;
     log_access(&(log_access_rec){
-        .method = "POST", .path = r->path, .status = status, .model = r->model,
+        .method = "POST", .path = r->path, .status = sent, .model = r->model,
         .call_id = r->call_id, .deployment_id = r->dep ? r->dep->id : NULL,
         .upstream_ms = upstream_ms, .overhead_us = (long)(oh * 1000), .stream = r->stream,
         .error = r->log_error});

@@ -128,6 +128,15 @@ general_settings:
     // bytes had reached the client: no retry, no other deployment
     assert.equal(m.drop1.count(CHAT), 1);
     assert.equal(m.drop2.count(CHAT), 0, 'not retried on the other deployment');
+    // the access line reports the 200 the client got, with the failure named in error=
+    let line;
+    for (let i = 0; i < 40 && !line; i++) { // access lines are written in batches
+      line = sluice.stderr().split('\n').filter((l) => l.includes(' access ') && l.includes('model=dropper')).at(-1);
+      if (!line) await new Promise((r) => setTimeout(r, 50));
+    }
+    assert.ok(line, `an access line for the stream: ${sluice.stderr().split('\n').slice(-5).join('\n')}`);
+    assert.match(line, / 200 /, `access line: ${line}`);
+    assert.match(line, /error=/, `access line names the failure: ${line}`);
   });
 
   it('the SDK raises on that error event after yielding the prefix', async () => {
