@@ -10,7 +10,8 @@ cd "$(dirname "$0")/.."
 pkgs=(build-essential cmake pkg-config libevent-dev libcurl4-openssl-dev libcjson-dev
       libfyaml-dev libssl-dev libmimalloc-dev libsqlite3-dev libpq-dev ca-certificates)
 if [ "$mode" = test ]; then
-  pkgs+=(libcmocka-dev nodejs npm nginx-light wrk curl postgresql iproute2 clang libclang-rt-14-dev)
+  pkgs+=(libcmocka-dev nodejs npm nginx-light wrk curl openssl postgresql iproute2 clang
+        libclang-rt-14-dev)
 fi
 
 missing=()

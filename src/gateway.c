@@ -936,10 +936,24 @@ static void on_done(ups_xfer *x, CURLcode rc, long status, const char *errbuf)
         }
         if (retry_or_fallback(r, ROUTER_CONNECTION_ERROR, 0, -1))
             return;
-        snprintf(msg, sizeof msg, "litellm.APIConnectionError: %s - cannot reach provider '%s' "
-                                  "at %s: %s",
-                 prov, r->dep->provider, r->dep->host ? r->dep->host : "?",
-                 errbuf && errbuf[0] ? errbuf : curl_easy_strerror(rc));
+        const char *why = errbuf && errbuf[0] ? errbuf : curl_easy_strerror(rc);
+        const char *host = r->dep->host ? r->dep->host : "?";
+        if (ups_tls_cert_error(rc))
+            /* curl's text names the certificate problem (issuer, name, expiry), never the URL's
+             * credentials or the key */
+            snprintf(msg, sizeof msg, "litellm.APIConnectionError: %s - TLS certificate problem "
+                                      "with provider '%s' at %s: %s (a private CA's bundle goes "
+                                      "in ssl_verify: /path/ca.pem; ssl_verify: false skips "
+                                      "verification)",
+                     prov, r->dep->provider, host, why);
+        else if (ups_tls_error(rc))
+            snprintf(msg, sizeof msg, "litellm.APIConnectionError: %s - TLS handshake with "
+                                      "provider '%s' at %s failed: %s",
+                     prov, r->dep->provider, host, why);
+        else
+            snprintf(msg, sizeof msg, "litellm.APIConnectionError: %s - cannot reach provider "
+                                      "'%s' at %s: %s",
+                     prov, r->dep->provider, host, why);
         reply_error_and_finish(r, 502, "api_connection_error", NULL, msg);
         return;
     }
@@ -1119,6 +1133,8 @@ static int start_upstream(llm_req *r)
         .timeout_ms = r->stream ? 0 : (long)(timeout_s(r) * 1000),
         .connect_timeout_ms = (long)(timeout_s(r) * 1000 < 10000 ? timeout_s(r) * 1000 : 10000),
     };
+    ups_tls_choose(&ur, r->dep->ssl_verify, r->dep->ssl_ca_file, r->w->cfg->ssl_verify,
+                   r->w->cfg->ssl_ca_file);
     if (log_debug_enabled())
         log_msg(LOG_DEBUG, "call %s: %s → %s %s (deployment %s, attempt %d, %zu bytes)",
                 r->call_id, r->model, r->dep->provider, r->dep->host ? r->dep->host : "?",
@@ -1862,6 +1878,7 @@ int gw_prepare(cfg *c)
 {
     ups_proxy_env env;
     ups_proxy_env_read(&env);
+    gauth_set_tls(c->ssl_verify, c->ssl_ca_file); /* token endpoints follow the global setting */
     for (size_t i = 0; i < c->ndeps; i++) {
         cfg_deployment *d = &c->deps[i];
         struct curl_slist *h = NULL;

@@ -25,6 +25,12 @@ typedef struct gauth gauth;
  * the file now (at config load, on the main thread). NULL with a message in err on failure. */
 gauth *gauth_get(const char *vertex_credentials, char *err, size_t errlen);
 
+/* TLS verification for token requests: litellm_settings.ssl_verify (or SSL_VERIFY) and the CA
+ * bundle from it or SSL_CERT_FILE, as read into the config. verify false skips certificate and
+ * host name checks; ca_file (copied; NULL = libcurl's default store) is then the only trusted
+ * bundle. Takes effect from the next token request; the default is to verify. */
+void gauth_set_tls(bool verify, const char *ca_file);
+
 /* Called on the requesting thread (through its mailbox) once a token or an error is known. The
  * token string is valid only during the call. Callbacks never run after gauth_shutdown. */
 typedef void (*gauth_cb)(void *arg, const char *token, const char *error);

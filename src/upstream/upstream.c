@@ -27,6 +27,10 @@ struct ups_loop {
     size_t npool, cappool;
     int running;
     int active;      /* transfers added and not finished */
+    /* libcurl's built-in CA bundle and directory (static strings), restored on a handle that
+     * ran a transfer with ssl_verify: false or its own CA bundle */
+    const char *default_cainfo, *default_capath;
+    bool defaults_known;
 };
 
 static void check_done(ups_loop *l);
@@ -203,11 +207,45 @@ static CURL *easy_get(ups_loop *l)
     curl_easy_setopt(e, CURLOPT_PATH_AS_IS, 1L); /* api_base paths are the operator's, verbatim */
     curl_easy_setopt(e, CURLOPT_CLOSESOCKETFUNCTION, close_cb);
     curl_easy_setopt(e, CURLOPT_CLOSESOCKETDATA, l);
+    if (!l->defaults_known) {
+        char *ca = NULL, *capath = NULL;
+        curl_easy_getinfo(e, CURLINFO_CAINFO, &ca);
+        curl_easy_getinfo(e, CURLINFO_CAPATH, &capath);
+        l->default_cainfo = ca;
+        l->default_capath = capath;
+        l->defaults_known = true;
+    }
     return e;
 }
 
-static void easy_put(ups_loop *l, CURL *e)
+/* TLS options go on a handle only for transfers that want other than the default (verify
+ * against the system's CA store), and come off again before it is pooled: the common case costs
+ * no setopt, and one deployment's setting never reaches another's transfer. libcurl keeps
+ * connections (and TLS sessions) made under different TLS settings apart when it reuses them. */
+static void tls_apply(CURL *e, const ups_request *r)
 {
+    if (r->insecure) {
+        curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 0L);
+        curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 0L);
+    } else {
+        /* that bundle alone, as Python's ssl does with a cafile: not the system's directory */
+        curl_easy_setopt(e, CURLOPT_CAINFO, r->ca_file);
+        curl_easy_setopt(e, CURLOPT_CAPATH, NULL);
+    }
+}
+
+static void tls_restore(ups_loop *l, CURL *e)
+{
+    curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L);
+    curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L);
+    curl_easy_setopt(e, CURLOPT_CAINFO, l->default_cainfo);
+    curl_easy_setopt(e, CURLOPT_CAPATH, l->default_capath);
+}
+
+static void easy_put(ups_loop *l, CURL *e, bool tls_custom)
+{
+    if (tls_custom)
+        tls_restore(l, e);
     if (l->npool == l->cappool) {
         size_t nc = l->cappool ? l->cappool * 2 : 16;
         CURL **np = realloc(l->pool, nc * sizeof *np);
@@ -252,9 +290,10 @@ static void release(ups_xfer *x)
 {
     ups_loop *l = x->loop;
     curl_multi_remove_handle(l->multi, x->easy);
-    easy_put(l, x->easy);
+    easy_put(l, x->easy, x->tls_custom);
     x->easy = NULL;
     x->paused = false;
+    x->tls_custom = false;
     l->active--;
 }
 
@@ -300,9 +339,13 @@ int ups_start(ups_loop *l, ups_xfer *x, const ups_request *r)
     curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, r->timeout_ms > 0 ? r->timeout_ms : 0L);
     curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS,
                      r->connect_timeout_ms > 0 ? r->connect_timeout_ms : 10000L);
+    x->tls_custom = r->insecure || r->ca_file;
+    if (x->tls_custom)
+        tls_apply(e, r);
     if (curl_multi_add_handle(l->multi, e) != CURLM_OK) {
-        easy_put(l, e);
+        easy_put(l, e, x->tls_custom);
         x->easy = NULL;
+        x->tls_custom = false;
         return -1;
     }
     l->active++;
@@ -322,6 +365,29 @@ void ups_abort(ups_xfer *x)
     if (!x->easy)
         return;
     release(x);
+}
+
+bool ups_tls_cert_error(CURLcode rc)
+{
+    switch (rc) {
+    case CURLE_PEER_FAILED_VERIFICATION: /* untrusted issuer, self-signed, name mismatch, expired */
+    case CURLE_SSL_CACERT_BADFILE:
+    case CURLE_SSL_ISSUER_ERROR:
+    case CURLE_SSL_CRL_BADFILE:
+    case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
+    case CURLE_SSL_INVALIDCERTSTATUS:
+        return true;
+    default:
+        return false;
+    }
+}
+
+bool ups_tls_error(CURLcode rc)
+{
+    return ups_tls_cert_error(rc) || rc == CURLE_SSL_CONNECT_ERROR || rc == CURLE_SSL_CERTPROBLEM ||
+           rc == CURLE_SSL_CIPHER || rc == CURLE_SSL_ENGINE_NOTFOUND ||
+           rc == CURLE_SSL_ENGINE_SETFAILED || rc == CURLE_SSL_ENGINE_INITFAILED ||
+           rc == CURLE_USE_SSL_FAILED;
 }
 
 long ups_status(const ups_xfer *x)

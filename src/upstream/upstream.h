@@ -36,6 +36,7 @@ struct ups_xfer {
     CURL *easy;
     ups_loop *loop;
     bool paused;
+    bool tls_custom;      /* the handle carries non-default TLS options (reset when pooled) */
     double retry_after;   /* the response's Retry-After in seconds, -1 when absent */
     char errbuf[CURL_ERROR_SIZE];
 };
@@ -49,7 +50,28 @@ typedef struct {
     const char *proxy;  /* "" = direct */
     long timeout_ms;    /* whole transfer; 0 = none */
     long connect_timeout_ms;
+    /* TLS. Zero values verify the peer against libcurl's default CA bundle and directory. */
+    bool insecure;      /* no certificate or host name verification (ssl_verify: false) */
+    const char *ca_file;/* verify against this CA bundle only (libcurl copies it) */
 } ups_request;
+
+/* Sets r->insecure / r->ca_file from LiteLLM's ssl_verify: a deployment's own setting (-1 =
+ * inherit) over the global one, and a CA bundle named by the deployment over the global one
+ * (litellm_settings.ssl_verify, SSL_VERIFY or SSL_CERT_FILE). Plain values, not cfg types, so
+ * upstream/ stays below config/. */
+static inline void ups_tls_choose(ups_request *r, int dep_verify, const char *dep_ca,
+                                  int global_verify, const char *global_ca)
+{
+    int verify = dep_verify >= 0 ? dep_verify : global_verify;
+    r->insecure = !verify;
+    r->ca_file = verify ? (dep_ca ? dep_ca : global_ca) : NULL;
+}
+
+/* The transfer failed in the TLS layer: ups_tls_cert_error for a peer certificate that did not
+ * verify (or a CA bundle that could not be used), ups_tls_error for that or any other handshake
+ * failure. Callers name it as such rather than as an unreachable host. */
+bool ups_tls_cert_error(CURLcode rc);
+bool ups_tls_error(CURLcode rc);
 
 ups_loop *ups_loop_new(struct event_base *base);
 void ups_loop_free(ups_loop *l);

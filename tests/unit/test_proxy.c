@@ -1,4 +1,5 @@
-/* Unit tests for upstream/proxy: loopback detection, NO_PROXY matching, proxy choice. */
+/* Unit tests for upstream/proxy: loopback detection, NO_PROXY matching, proxy choice; and
+ * upstream's TLS choice (ssl_verify precedence) and TLS error classes. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -10,6 +11,7 @@
 #include <string.h>
 
 #include "upstream/proxy.h"
+#include "upstream/upstream.h"
 
 static void test_loopback_hosts(void **state)
 {
@@ -241,6 +243,58 @@ static void test_env_read(void **state)
         unsetenv(names[i]);
 }
 
+/* ups_tls_choose: a deployment's ssl_verify (-1 = inherit) over the global one, its CA bundle
+ * over the global one, and no bundle at all when verification is off. */
+static void test_tls_choose(void **state)
+{
+    (void)state;
+    static const struct {
+        int dep_verify;
+        const char *dep_ca;
+        int global_verify;
+        const char *global_ca;
+        bool insecure;
+        const char *ca;
+    } cases[] = {
+        {-1, NULL, 1, NULL, false, NULL},          /* defaults: verify, system store */
+        {-1, NULL, 0, NULL, true, NULL},           /* global off */
+        {-1, NULL, 0, "/g.pem", true, NULL},       /* off: a bundle (SSL_CERT_FILE) is moot */
+        {-1, NULL, 1, "/g.pem", false, "/g.pem"},  /* global bundle */
+        {1, NULL, 0, NULL, false, NULL},           /* deployment on under global off */
+        {1, NULL, 0, "/g.pem", false, "/g.pem"},   /* ... still with SSL_CERT_FILE's bundle */
+        {1, "/d.pem", 1, "/g.pem", false, "/d.pem"}, /* deployment bundle wins */
+        {1, "/d.pem", 0, NULL, false, "/d.pem"},
+        {0, NULL, 1, "/g.pem", true, NULL},        /* deployment off under global on */
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        ups_request r = {.insecure = !cases[i].insecure, .ca_file = "stale"};
+        ups_tls_choose(&r, cases[i].dep_verify, cases[i].dep_ca, cases[i].global_verify,
+                       cases[i].global_ca);
+        if (r.insecure != cases[i].insecure)
+            fail_msg("case %zu: insecure %d, want %d", i, r.insecure, cases[i].insecure);
+        if (cases[i].ca ? !r.ca_file || strcmp(r.ca_file, cases[i].ca) : r.ca_file != NULL)
+            fail_msg("case %zu: ca_file %s, want %s", i, r.ca_file ? r.ca_file : "(null)",
+                     cases[i].ca ? cases[i].ca : "(null)");
+    }
+}
+
+static void test_tls_error_classes(void **state)
+{
+    (void)state;
+    assert_true(ups_tls_cert_error(CURLE_PEER_FAILED_VERIFICATION));
+    assert_true(ups_tls_cert_error(CURLE_SSL_CACERT_BADFILE));
+    assert_true(ups_tls_error(CURLE_PEER_FAILED_VERIFICATION));
+    assert_false(ups_tls_cert_error(CURLE_SSL_CONNECT_ERROR));
+    assert_true(ups_tls_error(CURLE_SSL_CONNECT_ERROR));
+    static const CURLcode not_tls[] = {CURLE_OK, CURLE_COULDNT_CONNECT, CURLE_OPERATION_TIMEDOUT,
+                                       CURLE_COULDNT_RESOLVE_HOST, CURLE_RECV_ERROR,
+                                       CURLE_GOT_NOTHING};
+    for (size_t i = 0; i < sizeof not_tls / sizeof *not_tls; i++) {
+        assert_false(ups_tls_error(not_tls[i]));
+        assert_false(ups_tls_cert_error(not_tls[i]));
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -251,6 +305,8 @@ int main(void)
         cmocka_unit_test(test_no_proxy_respected),
         cmocka_unit_test(test_userinfo_ignored),
         cmocka_unit_test(test_env_read),
+        cmocka_unit_test(test_tls_choose),
+        cmocka_unit_test(test_tls_error_classes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

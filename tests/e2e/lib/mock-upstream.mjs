@@ -11,10 +11,14 @@
 //   mock.failNext(n, {status, message, headers, ...}) -> the next n requests fail that way
 //   await mock.close()
 //
+//   startMock({ tls: { key, cert } }) serves HTTPS with that PEM key and certificate instead
+//   (url/baseURL then start with https://); every other field is a behaviour as above.
+//
 // Everything the mock answers is deterministic so the tests can compute the
 // expected output with the exported helpers (expectedChatText, mockEmbedding, ...).
 
 import http from 'node:http';
+import https from 'node:https';
 
 export const MOCK_CREATED = 1700000000;
 const STREAM_PIECE = 4; // characters per content delta when streaming
@@ -144,8 +148,9 @@ function embeddingInputs(input) {
 // ---------------------------------------------------------------------------
 
 export async function startMock(initialBehavior = {}) {
+  const { tls = null, ...initial } = initialBehavior;
   const requests = [];
-  let behavior = { ...DEFAULT_BEHAVIOR, ...initialBehavior };
+  let behavior = { ...DEFAULT_BEHAVIOR, ...initial };
   let seq = 0;
   const stats = { aborted: 0, completed: 0, dropped: 0 };
   const sockets = new Set();
@@ -166,7 +171,7 @@ export async function startMock(initialBehavior = {}) {
     }
   }
 
-  const server = http.createServer((req, res) => {
+  const onRequest = (req, res) => {
     const chunks = [];
     req.on('data', (c) => chunks.push(c));
     req.on('end', () => {
@@ -203,7 +208,8 @@ export async function startMock(initialBehavior = {}) {
       if (b.error) record.forcedStatus = b.error.status || 500;
       handle(req, res, record, bodyError, b);
     });
-  });
+  };
+  const server = tls ? https.createServer({ key: tls.key, cert: tls.cert }, onRequest) : http.createServer(onRequest);
 
   server.on('connection', (sock) => {
     sockets.add(sock);
@@ -468,8 +474,8 @@ export async function startMock(initialBehavior = {}) {
 
   const mock = {
     port,
-    url: `http://127.0.0.1:${port}`,
-    baseURL: `http://127.0.0.1:${port}/v1`,
+    url: `${tls ? 'https' : 'http'}://127.0.0.1:${port}`,
+    baseURL: `${tls ? 'https' : 'http'}://127.0.0.1:${port}/v1`,
     requests,
     get aborted() {
       return stats.aborted;
