@@ -13,6 +13,7 @@
 #include "config/config.h"
 #include "store/store.h"
 #include "gateway.h"
+#include "health.h"
 #include "http/server.h"
 #include "policy.h"
 #include "obs/log.h"
@@ -199,6 +200,14 @@ static void stop_backends(void)
     g_store = NULL;
 }
 
+/* Each worker thread as it ends: the background health checks (worker 0), then the gateway's
+ * per-thread caches. */
+static void worker_thread_exit(void)
+{
+    health_thread_exit();
+    gw_thread_exit();
+}
+
 static int env_int(const char *name, int lo, int hi, int def)
 {
     const char *v = getenv(name);
@@ -280,7 +289,8 @@ static int cmd_serve(int argc, char **argv)
     http_opts ho = {.host = o.host, .port = o.port, .workers = o.workers, .cfg = c,
                     .routes = table, .nroutes = n, .keys = kc,
                     .allow_on_db_unavailable = c->allow_on_db_unavailable,
-                    .thread_exit = gw_thread_exit, .before_teardown = stop_backends};
+                    .thread_start = health_thread_start, .thread_exit = worker_thread_exit,
+                    .before_teardown = stop_backends};
     rc = http_serve(&ho);
     stop_backends(); /* no-op when http_serve already did it; covers a failed start */
     keycache_free(kc);

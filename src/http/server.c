@@ -33,6 +33,7 @@
 #include "obs/log.h"
 
 static const http_route *g_routes;
+static void (*g_thread_start)(worker *w);
 static void (*g_thread_exit)(void);
 static int g_nroutes;
 static atomic_bool g_shutting_down;
@@ -394,6 +395,8 @@ static void *worker_main(void *arg)
     struct timeval tv = {0, 100 * 1000};
     if (flush)
         event_add(flush, &tv);
+    if (g_thread_start)
+        g_thread_start(&s->w);
     event_base_dispatch(s->w.base);
     if (flush)
         event_free(flush);
@@ -527,6 +530,7 @@ static double now_s(void)
 int http_serve(const http_opts *o)
 {
     g_routes = o->routes;
+    g_thread_start = o->thread_start;
     g_thread_exit = o->thread_exit;
     g_keys = o->keys;
     g_allow_on_db_unavailable = o->allow_on_db_unavailable;

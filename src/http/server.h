@@ -62,6 +62,8 @@ typedef struct {
     int nroutes;
     keycache *keys;            /* virtual keys; NULL: only the master key is accepted */
     bool allow_on_db_unavailable; /* unknown keys pass while the DB is down (LiteLLM's flag) */
+    void (*thread_start)(worker *w); /* run by each worker thread before its loop starts
+                                        (timers above http/, e.g. background health checks) */
     void (*thread_exit)(void); /* run by each worker thread as it ends (caches above http/) */
     /* run once every worker loop has stopped, before their mailboxes and loops are freed:
      * whatever may still post to a worker (token refreshes) stops here */

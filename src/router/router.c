@@ -54,6 +54,7 @@ typedef struct {
     atomic_ullong sf;               /* (minute & M24) << 40 | successes << 20 | failures */
     atomic_ullong lat;              /* EWMA latency (ms) as double bits; 0 = no sample */
     atomic_llong lat_at_ms;         /* when the last sample came */
+    atomic_llong hc_down_until_ms;  /* a background health check found it down; 0 = not */
     pthread_mutex_t mu;             /* the allowed_fails counter below */
     int fails;
     double fails_expire;
@@ -1242,12 +1243,25 @@ static bool cooling(const dstate *s, long long now_ms)
     return atomic_load_explicit(&s->cooldown_until_ms, memory_order_relaxed) > now_ms;
 }
 
+static bool hc_down(const dstate *s, long long now_ms)
+{
+    return atomic_load_explicit(&s->hc_down_until_ms, memory_order_relaxed) > now_ms;
+}
+
+/* Deployments that can take a call as far as health goes: not cooling, and not marked down by
+ * a background health check — unless every non-cooling one is marked down, in which case the
+ * marks are ignored (health checks alone never make a group unroutable). */
 static int count_healthy(const router *rt, const router_group *g, long long now_ms)
 {
-    int n = 0;
-    for (int i = 0; i < g->n; i++)
-        n += !cooling(&rt->st[g->idx[i]], now_ms);
-    return n;
+    int up = 0, warm = 0;
+    for (int i = 0; i < g->n; i++) {
+        const dstate *s = &rt->st[g->idx[i]];
+        if (cooling(s, now_ms))
+            continue;
+        warm++;
+        up += !hc_down(s, now_ms);
+    }
+    return up ? up : warm;
 }
 
 /* ---- picking ----------------------------------------------------------------------------- */
@@ -1276,7 +1290,22 @@ bool router_pick(router *rt, const router_group *g, const char *const *exclude_i
     bool any = false;
     double retry_at = INFINITY;
 
-    /* pass 1: who can take a call now, and the lowest order tier among them */
+    /* pass 1: who can take a call now, and the lowest order tier among them. A deployment a
+     * background health check marked down is skipped while the group has another one that is
+     * neither cooling nor marked down (one excluded or at its rpm counts: that is capacity, not
+     * health); otherwise the marks are ignored (LiteLLM's safety net: health checks alone never
+     * make a group unroutable). The scan for that costs one more load per deployment. */
+    bool group_up = false, any_down = false;
+    for (int i = 0; i < g->n; i++) {
+        const dstate *s = &rt->st[g->idx[i]];
+        if (cooling(s, now_ms))
+            continue;
+        if (hc_down(s, now_ms))
+            any_down = true;
+        else
+            group_up = true;
+    }
+    bool skip_down = any_down && group_up;
     for (int i = 0; i < g->n; i++) {
         int di = g->idx[i];
         const cfg_deployment *d = &rt->c->deps[di];
@@ -1290,6 +1319,10 @@ bool router_pick(router *rt, const router_group *g, const char *const *exclude_i
             out->ncooling++;
             if (cu / 1000.0 < retry_at)
                 retry_at = cu / 1000.0;
+            continue;
+        }
+        if (skip_down && hc_down(s, now_ms)) {
+            out->nunhealthy++;
             continue;
         }
         if ((d->rpm > 0 && rpm_count(s, minute) >= d->rpm) ||
@@ -1306,10 +1339,10 @@ bool router_pick(router *rt, const router_group *g, const char *const *exclude_i
         any = true;
     }
     if (!any) {
-        out->status = out->nlimited     ? ROUTER_NONE_RATE_LIMITED
-                      : out->ncooling   ? ROUTER_NONE_COOLDOWN
-                      : out->nexcluded ? ROUTER_NONE_EXCLUDED
-                                        : ROUTER_NONE_EMPTY;
+        out->status = out->nlimited                        ? ROUTER_NONE_RATE_LIMITED
+                      : out->ncooling                      ? ROUTER_NONE_COOLDOWN
+                      : out->nexcluded || out->nunhealthy ? ROUTER_NONE_EXCLUDED
+                                                           : ROUTER_NONE_EMPTY;
         if (isfinite(retry_at)) {
             out->retry_at = retry_at;
             double left = ceil(retry_at - now - 1e-9);
@@ -1606,6 +1639,37 @@ void router_stats(const router *rt, const cfg_deployment *d, double now, router_
     out->cooldown_until = cu > to_ms(now) ? cu / 1000.0 : 0;
     double l = latency_of(rt, s, to_ms(now));
     out->latency_ms = l > 0 ? l : -1;
+    out->health_down = hc_down(s, to_ms(now));
+}
+
+/* ---- background health checks ----------------------------------------------------------- */
+
+/* What a probe's answer says about the deployment itself: no answer at all, or the statuses
+ * that cool a deployment down after a real call (401, 404, 5xx) — except 408 and 429, which
+ * say it is alive but slow or busy right now. Any other answer came from a reachable server
+ * that took the key and knew the model (a 400 is more likely the one-token probe's fault). */
+static bool probe_says_down(int status)
+{
+    if (status == 0)
+        return true;
+    if (status == 401 || status == 404)
+        return true;
+    return status >= 500;
+}
+
+bool router_health_report(const router *rt, const cfg_deployment *d, int status, double hold_s,
+                          double now)
+{
+    int i = dep_index(rt, d);
+    if (i < 0)
+        return false;
+    /* the marks live with the other per-deployment atomics: rt is const for the caller, the
+     * state it points to is not */
+    dstate *s = &rt->st[i];
+    bool down = !rt->s.disable_cooldowns && probe_says_down(status) && hold_s > 0;
+    atomic_store_explicit(&s->hc_down_until_ms, down ? to_ms(now + hold_s) : 0,
+                          memory_order_relaxed);
+    return down;
 }
 
 bool router_is_cooling(const router *rt, const cfg_deployment *d, double now)

@@ -30,6 +30,9 @@
  *    it (LiteLLM does not either).
  *  - cooldown length: litellm_params.cooldown_time of the deployment, else the upstream's
  *    Retry-After, else cooldown_time (default DEFAULT_COOLDOWN_TIME_SECONDS = 5); 0 = none.
+ *  - background health checks (health.c) mark deployments down between checks, as LiteLLM's
+ *    health-check-driven routing does, with its safety net: marks never empty a group (see
+ *    router_health_report).
  *  - retries: retry_policy[class] > deployment litellm_params.num_retries > the request's
  *    num_retries > num_retries (default 2, openai.DEFAULT_MAX_RETRIES, or litellm_settings').
  *    Backoff: an instant retry when the group has another healthy deployment; else the
@@ -188,6 +191,8 @@ typedef struct {
     double retry_at;
     int retry_after_s;
     int ncooling, nlimited, nexcluded;
+    int nunhealthy; /* skipped as marked down by a background health check (see
+                       router_health_report); counted like exclusions in `status` */
 } router_pick_result;
 
 /* Picks a deployment of g that is not cooling down, not excluded (model_info.id in
@@ -235,9 +240,28 @@ typedef struct {
     int successes_this_minute, failures_this_minute;
     double cooldown_until; /* 0 = not cooling */
     double latency_ms;     /* EWMA; < 0 = no sample */
+    bool health_down;      /* marked down by a background health check */
 } router_dep_stats;
 void router_stats(const router *rt, const cfg_deployment *d, double now, router_dep_stats *out);
 bool router_is_cooling(const router *rt, const cfg_deployment *d, double now);
+
+/* ---- background health checks (general_settings.background_health_checks) ----------------- */
+
+/* Records what a background health probe of d got back: its HTTP status, 0 when there was no
+ * HTTP answer (refused, reset, DNS, TLS, timed out). No answer, 401, 404 and 5xx mark d down
+ * for hold_s seconds (the caller passes a time past its next check, so the mark normally ends
+ * with that check's report, not by itself); any other status — 2xx, and also 400, 408, 429:
+ * the server is there and took the key — clears the mark at once. While marked, router_pick
+ * skips d as long as its group has another deployment neither cooling nor marked (counted in
+ * nunhealthy); when none is left the marks of that group are ignored and requests go to the
+ * marked deployments as before (LiteLLM's health-check-routing safety net), where the usual
+ * cooldowns apply. A mark is not a cooldown: it does not appear in cooldown_list, does not
+ * shorten or end a cooldown, and ends with the next healthy check rather than after
+ * cooldown_time. router_settings.disable_cooldowns turns the marks off too. Returns whether d
+ * is marked now. Takes the const router the gateway hands out: the mark is one of the
+ * per-deployment atomics, like the counters router_end updates. */
+bool router_health_report(const router *rt, const cfg_deployment *d, int status, double hold_s,
+                          double now);
 
 /* ---- retry and fallback policy ------------------------------------------------------------- */
 
@@ -249,7 +273,8 @@ int router_retries_for(const router *rt, const cfg_deployment *d, router_outcome
 /* LiteLLM's should_retry_this_error: false when this failure must go straight to fallbacks (or
  * to the client) — not found; a context-window or content-policy error while such fallbacks are
  * configured; a 429 with no healthy deployment left and fallbacks configured; an auth error in
- * a one-deployment group; no healthy (non-cooling) deployment left in g. req: the request body
+ * a one-deployment group; no healthy (non-cooling) deployment left in g ("healthy" leaves out
+ * deployments marked down by a health check unless that would leave none). req: the request body
  * (its fallback lists are read), or NULL. */
 bool router_should_retry(const router *rt, const router_group *g, router_outcome oc,
                          const cJSON *req, double now);

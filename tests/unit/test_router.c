@@ -1064,6 +1064,82 @@ static void test_pick_cost(void **state)
         assert_true(ns < 1000);
 }
 
+/* ---- background health checks -------------------------------------------------------------- */
+
+static void test_health_marks(void **state)
+{
+    fixture *f = *state;
+    mk(f, "model_list:\n" DEP("a", "m", "openai/x", "") DEP("b", "m", "openai/x", "")
+              DEP("solo", "s", "openai/x", ""));
+    const cfg_deployment *a = dep(f, "a"), *b = dep(f, "b"), *solo = dep(f, "solo");
+    router_pick_result r;
+    /* no answer, 401, 404, 5xx mark down; the pick keeps to the other one */
+    const int down[] = {0, 401, 404, 500, 503};
+    for (size_t k = 0; k < sizeof down / sizeof *down; k++) {
+        assert_true(router_health_report(f->rt, b, down[k], 10, T0));
+        for (int i = 0; i < 50; i++)
+            assert_string_equal(pick_id(f, "m", T0 + 1), "a");
+    }
+    router_dep_stats st;
+    router_stats(f->rt, b, T0 + 1, &st);
+    assert_true(st.health_down);
+    assert_int_equal(st.cooldown_until, 0); /* a mark is not a cooldown */
+    assert_false(router_is_cooling(f->rt, b, T0 + 1));
+    /* a excluded (a retry): b stays out; the caller sees an exclusion, not a cooldown */
+    const char *ex[] = {"a"};
+    assert_false(router_pick(f->rt, grp(f, "m"), ex, 1, T0 + 1, &r));
+    assert_int_equal(r.status, ROUTER_NONE_EXCLUDED);
+    assert_int_equal(r.nunhealthy, 1);
+    assert_int_equal(r.ncooling, 0);
+    /* a healthy answer (or 400/408/429: the server is there) clears the mark at once */
+    const int up[] = {200, 400, 408, 429};
+    for (size_t k = 0; k < sizeof up / sizeof *up; k++) {
+        assert_true(router_health_report(f->rt, b, 500, 10, T0));
+        assert_false(router_health_report(f->rt, b, up[k], 10, T0 + 1));
+        const char *ids[] = {"a", "b"};
+        int counts[2];
+        count_picks(f, "m", 200, ids, 2, counts);
+        assert_true(counts[1] > 50);
+    }
+    /* a mark ends by itself hold_s later if no check reports again */
+    assert_true(router_health_report(f->rt, b, 0, 2, T0));
+    assert_string_equal(pick_id(f, "m", T0 + 1.9), "a");
+    {
+        int nb = 0;
+        for (int i = 0; i < 200; i++)
+            nb += strcmp(pick_id(f, "m", T0 + 2.1), "b") == 0;
+        assert_true(nb > 50);
+    }
+    /* safety net: every deployment marked → the marks are ignored */
+    assert_true(router_health_report(f->rt, a, 500, 10, T0 + 3));
+    assert_true(router_health_report(f->rt, b, 500, 10, T0 + 3));
+    {
+        int na = 0;
+        for (int i = 0; i < 200; i++)
+            na += strcmp(pick_id(f, "m", T0 + 4), "a") == 0;
+        assert_true(na > 50 && na < 150);
+    }
+    assert_true(router_should_retry(f->rt, grp(f, "m"), ROUTER_SERVER_ERROR, NULL, T0 + 4));
+    assert_true(router_health_report(f->rt, solo, 0, 10, T0 + 3));
+    assert_string_equal(pick_id(f, "s", T0 + 4), "solo");
+    /* ... and so when the only unmarked one is cooling: the marked one serves */
+    assert_false(router_health_report(f->rt, a, 200, 10, T0 + 3));
+    assert_true(fail_with(f, "a", ROUTER_RATE_LIMITED, 429, 30, T0 + 3));
+    for (int i = 0; i < 20; i++)
+        assert_string_equal(pick_id(f, "m", T0 + 4), "b");
+    assert_true(router_should_retry(f->rt, grp(f, "m"), ROUTER_SERVER_ERROR, NULL, T0 + 4));
+    /* disable_cooldowns turns the marks off */
+    mk(f, "model_list:\n" DEP("a", "m", "openai/x", "") DEP("b", "m", "openai/x", "")
+              "router_settings: {disable_cooldowns: true}\n");
+    assert_false(router_health_report(f->rt, dep(f, "b"), 500, 10, T0));
+    {
+        int nb = 0;
+        for (int i = 0; i < 200; i++)
+            nb += strcmp(pick_id(f, "m", T0 + 1), "b") == 0;
+        assert_true(nb > 50);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1081,6 +1157,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_cooldown_allowed_fails, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cooldown_default_rules, setup, teardown),
         cmocka_unit_test_setup_teardown(test_all_cooling, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_health_marks, setup, teardown),
         cmocka_unit_test_setup_teardown(test_resolve, setup, teardown),
         cmocka_unit_test_setup_teardown(test_retries, setup, teardown),
         cmocka_unit_test_setup_teardown(test_should_retry, setup, teardown),
