@@ -574,7 +574,7 @@ static void bg_feed(const cfg_deployment *d, verdict v, const char *error, int s
     if (!bg || d < bg->w->cfg->deps || d >= bg->w->cfg->deps + bg->w->cfg->ndeps)
         return;
     bool avoided = false;
-    if (status >= 0 && rt) {
+    if (status >= 0 && rt && bg->w->cfg->health_check_routing) {
         /* marked until past the next check (interval + this probe's timeout, twice over for
          * a late round); normally that check's answer replaces the mark first */
         double hold = 2 * (bg->w->cfg->health_check_interval_s + probe_timeout_s(d));
@@ -593,6 +593,8 @@ static void bg_feed(const cfg_deployment *d, verdict v, const char *error, int s
             : avoided ? "; requests avoid it while its group has a healthy deployment, until a "
                         "check passes"
             : status < 0 ? ""
+            : !bg->w->cfg->health_check_routing
+                ? "; still routed to (general_settings.enable_health_check_routing is false)"
             : rt && router_get_settings(rt)->disable_cooldowns
                 ? "; still routed to (router_settings.disable_cooldowns is on)"
                 : "; still routed to: only no answer, 401, 404 and 5xx take a deployment out "

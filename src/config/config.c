@@ -833,6 +833,9 @@ static void load_general(loader *L, struct fy_node *n)
         } else if (strcmp(key, "background_health_checks") == 0) {
             scalar_bool(L, v, "general_settings.background_health_checks",
                         &L->c->background_health_checks);
+        } else if (strcmp(key, "enable_health_check_routing") == 0) {
+            scalar_bool(L, v, "general_settings.enable_health_check_routing",
+                        &L->c->health_check_routing);
         } else if (strcmp(key, "health_check_interval") == 0) {
             double t;
             if (scalar_num(L, v, "general_settings.health_check_interval", &t)) {
@@ -1000,6 +1003,7 @@ static cfg *cfg_new(void)
     c->batch_write_s = 10;
     c->ssl_verify = 1;
     c->health_check_interval_s = 300; /* LiteLLM's default */
+    c->health_check_routing = true;
     c->key_cache_ttl_s = 60;
     c->max_budget = -1;
     c->graceful_shutdown_s = 30;

@@ -71,6 +71,8 @@ typedef struct {
                                    path, else SSL_CERT_FILE; NULL = the system's bundle */
     bool background_health_checks; /* general_settings.background_health_checks */
     double health_check_interval_s; /* general_settings.health_check_interval (default 300) */
+    bool health_check_routing;  /* general_settings.enable_health_check_routing (default on:
+                                   background checks steer traffic; false = /health cache only) */
     cJSON *router_json;         /* router_settings as configured (after substitution), or NULL */
     cJSON *litellm_json;        /* litellm_settings likewise: router/ reads both */
     char **ignored;             /* "general_settings.alerting (line 12)" ... */

@@ -39,6 +39,8 @@ static int setup(void **state)
     /* the loader also consults these: keep the environment from leaking into results */
     unsetenv("LITELLM_MASTER_KEY");
     unsetenv("OPENAI_API_KEY");
+    unsetenv("SSL_VERIFY");
+    unsetenv("SSL_CERT_FILE");
     *state = f;
     return 0;
 }
@@ -77,6 +79,17 @@ static void dump_problems(const fixture *f)
         cfg_problem_format(&f->probs.v[i], buf, sizeof buf);
         print_message("  problem: %s\n", buf);
     }
+}
+
+/* Loads yaml expecting success (the problems are printed when it fails). */
+static cfg *load_ok(fixture *f, const char *yaml)
+{
+    cfg *c = load_text(f, yaml);
+    if (!c) {
+        dump_problems(f);
+        fail_msg("config did not load:\n%s", yaml);
+    }
+    return c;
 }
 
 static size_t count_kind(const fixture *f, bool warning)
@@ -178,10 +191,7 @@ static void test_full_config(void **state)
     fixture *f = *state;
     setenv("SLUICE_T_KEY", "sk-provider-secret", 1);
     setenv("SLUICE_T_BASE", "http://127.0.0.1:9999/v1/", 1);
-    cfg *c = load_text(f, FULL);
-    if (!c)
-        dump_problems(f);
-    assert_non_null(c);
+    cfg *c = load_ok(f, FULL);
     assert_false(f->yaml_error);
     assert_int_equal(count_kind(f, false), 0);
 
@@ -283,7 +293,7 @@ static void test_dotenv_beside_config(void **state)
     setenv("SLUICE_T_DOT_SET", "from-process", 1);
     write_file(f->env_path, "SLUICE_T_DOT_NEW=from-dotenv\nSLUICE_T_DOT_SET=from-dotenv\n"
                             "SLUICE_T_DOT_BASE=http://localhost:8080/\n");
-    cfg *c = load_text(f, "model_list:\n"
+    cfg *c = load_ok(f, "model_list:\n"
                           "  - model_name: m\n"
                           "    litellm_params:\n"
                           "      model: openai/m\n"
@@ -294,9 +304,6 @@ static void test_dotenv_beside_config(void **state)
                           "      model: openai/n\n"
                           "      api_key: os.environ/SLUICE_T_DOT_SET\n"
                           "      api_base: http://localhost:8081\n");
-    if (!c)
-        dump_problems(f);
-    assert_non_null(c);
     assert_string_equal(getenv("SLUICE_T_DOT_NEW"), "from-dotenv");
     assert_string_equal(getenv("SLUICE_T_DOT_SET"), "from-process"); /* not overridden */
     assert_string_equal(c->deps[0].api_key, "from-dotenv");
@@ -312,7 +319,7 @@ static void test_environment_variables_override(void **state)
 {
     fixture *f = *state;
     setenv("SLUICE_T_ENV_OVR", "old", 1);
-    cfg *c = load_text(f, "environment_variables:\n"
+    cfg *c = load_ok(f, "environment_variables:\n"
                           "  SLUICE_T_ENV_OVR: new\n"
                           "  SLUICE_T_ENV_NUM: 42\n"
                           "model_list:\n"
@@ -320,9 +327,6 @@ static void test_environment_variables_override(void **state)
                           "    litellm_params:\n"
                           "      model: openai/m\n"
                           "      mock_response: hi\n");
-    if (!c)
-        dump_problems(f);
-    assert_non_null(c);
     assert_string_equal(getenv("SLUICE_T_ENV_OVR"), "new");
     assert_string_equal(getenv("SLUICE_T_ENV_NUM"), "42");
     cfg_free(c);
@@ -621,11 +625,8 @@ static void test_malformed_yaml_bytes(void **state)
         assert_non_null(strstr(p->msg, "invalid UTF-8"));
         assert_int_equal(p->line, 2);
     }
-    cfg *c = load_text(f, "model_list:\n  - model_name: \"\xe0\xa0\x80\xed\x9f\xbf\xf4\x8f\xbf\xbf\"\n"
+    cfg *c = load_ok(f, "model_list:\n  - model_name: \"\xe0\xa0\x80\xed\x9f\xbf\xf4\x8f\xbf\xbf\"\n"
                           "    litellm_params: {model: openai/x, mock_response: hi}\n");
-    if (!c)
-        dump_problems(f);
-    assert_non_null(c);
     cfg_free(c);
 }
 
@@ -639,17 +640,11 @@ static void test_explicit_key_with_tab_refused(void **state)
     p = expect_yaml_error(f, "x:\n  - ? a: \t-\n");
     assert_int_equal(p->line, 2);
     /* a tab after a colon alone is fine, and so is an explicit key without tabs */
-    cfg *c = load_text(f, "model_list:\n  - model_name: a\n    litellm_params:\n"
+    cfg *c = load_ok(f, "model_list:\n  - model_name: a\n    litellm_params:\n"
                           "      model:\topenai/x\n      mock_response: hi\n");
-    if (!c)
-        dump_problems(f);
-    assert_non_null(c);
     cfg_free(c);
-    c = load_text(f, "? model_list\n: - model_name: a\n"
+    c = load_ok(f, "? model_list\n: - model_name: a\n"
                      "    litellm_params: {model: openai/x, mock_response: hi}\n");
-    if (!c)
-        dump_problems(f);
-    assert_non_null(c);
     cfg_free(c);
 }
 
@@ -657,18 +652,55 @@ static void test_explicit_key_with_tab_refused(void **state)
 static void test_vertex_alias_keys(void **state)
 {
     fixture *f = *state;
-    cfg *c = load_text(f, "model_list:\n  - model_name: g\n    litellm_params:\n"
+    cfg *c = load_ok(f, "model_list:\n  - model_name: g\n    litellm_params:\n"
                           "      model: vertex_ai/gemini-2.0-flash\n"
                           "      vertex_ai_project: p2\n      vertex_project: p1\n"
                           "      vertex_location: us-east5\n      vertex_ai_location: us-east5\n");
-    if (!c)
-        dump_problems(f);
-    assert_non_null(c);
     assert_string_equal(c->deps[0].vertex_project, "p1");
     assert_string_equal(c->deps[0].vertex_location, "us-east5");
     find_problem(f, true, "vertex_project and its alias");
     assert_int_equal(count_kind(f, true), 1);
     cfg_free(c);
+}
+
+/* TLS and health-check settings: defaults, values, and a CA path that does not exist. */
+static void test_tls_and_health_settings(void **state)
+{
+    fixture *f = *state;
+    const char *models = "model_list:\n  - model_name: a\n    litellm_params:\n"
+                         "      model: openai/x\n      api_base: https://127.0.0.1:9/v1\n";
+    cfg *c = load_ok(f, models);
+    assert_int_equal(c->ssl_verify, 1);
+    assert_null(c->ssl_ca_file);
+    assert_int_equal(c->deps[0].ssl_verify, -1);
+    assert_false(c->background_health_checks);
+    assert_true(c->health_check_interval_s == 300);
+    assert_true(c->health_check_routing);
+    cfg_free(c);
+
+    char yaml[1024];
+    snprintf(yaml, sizeof yaml,
+             "%s      ssl_verify: %s\n  - model_name: b\n    litellm_params:\n"
+             "      model: openai/y\n      api_base: https://127.0.0.1:9/v1\n"
+             "      ssl_verify: false\n"
+             "litellm_settings:\n  ssl_verify: false\n"
+             "general_settings:\n  background_health_checks: true\n"
+             "  health_check_interval: 5\n  enable_health_check_routing: false\n",
+             models, f->cfg_path);
+    c = load_ok(f, yaml);
+    assert_int_equal(c->deps[0].ssl_verify, 1);
+    assert_string_equal(c->deps[0].ssl_ca_file, f->cfg_path); /* any readable file */
+    assert_int_equal(c->deps[1].ssl_verify, 0);
+    assert_null(c->deps[1].ssl_ca_file);
+    assert_int_equal(c->ssl_verify, 0);
+    find_problem(f, true, "verification is off");
+    assert_true(c->background_health_checks);
+    assert_true(c->health_check_interval_s == 5);
+    assert_false(c->health_check_routing);
+    cfg_free(c);
+
+    snprintf(yaml, sizeof yaml, "%s      ssl_verify: /nonexistent/ca.pem\n", models);
+    expect_error(f, yaml, "ssl_verify: '/nonexistent/ca.pem' is neither true/false nor a readable", 6, 0);
 }
 
 static void test_empty_file_is_not_malformed(void **state)
@@ -722,15 +754,12 @@ static void test_warning_unset_env(void **state)
 {
     fixture *f = *state;
     unsetenv("SLUICE_T_NEVER_SET");
-    cfg *c = load_text(f, "model_list:\n"
+    cfg *c = load_ok(f, "model_list:\n"
                           "  - model_name: a\n"
                           "    litellm_params:\n"
                           "      model: openai/a\n"
                           "      api_base: http://10.1.2.3:8000\n"
                           "      api_key: os.environ/SLUICE_T_NEVER_SET\n");
-    if (!c)
-        dump_problems(f);
-    assert_non_null(c);
     assert_int_equal(count_kind(f, false), 0);
     const cfg_problem *p = find_problem(f, true, "SLUICE_T_NEVER_SET");
     assert_int_equal(p->line, 6);
@@ -765,7 +794,7 @@ static void test_warning_unset_env_reported_once(void **state)
 static void test_warning_unimplemented_provider(void **state)
 {
     fixture *f = *state;
-    cfg *c = load_text(f, "model_list:\n"
+    cfg *c = load_ok(f, "model_list:\n"
                           "  - model_name: claude\n"
                           "    litellm_params:\n"
                           "      model: bedrock/anthropic.claude-3-sonnet\n"
@@ -773,9 +802,6 @@ static void test_warning_unimplemented_provider(void **state)
                           "    litellm_params:\n"
                           "      model: openai/x\n"
                           "      mock_response: hi\n");
-    if (!c)
-        dump_problems(f);
-    assert_non_null(c);
     assert_int_equal(count_kind(f, false), 0);
     assert_int_equal(c->ndeps, 2);
     assert_int_equal(c->deps[0].kind, PROV_UNIMPLEMENTED);
@@ -789,7 +815,7 @@ static void test_warning_unimplemented_provider(void **state)
 static void test_ignored_once_per_key(void **state)
 {
     fixture *f = *state;
-    cfg *c = load_text(f, "general_settings:\n"
+    cfg *c = load_ok(f, "general_settings:\n"
                           "  alerting: [slack]\n"
                           "  alert_types: [llm_exceptions]\n"
                           "router_settings:\n"
@@ -807,9 +833,6 @@ static void test_ignored_once_per_key(void **state)
                           "      mock_response: y\n"
                           "      tpm: 2000\n"
                           "      custom_llm_provider: openai\n");
-    if (!c)
-        dump_problems(f);
-    assert_non_null(c);
     assert_int_equal(count_ignored(c, "general_settings.alerting"), 1);
     assert_int_equal(count_ignored(c, "general_settings.alert_types"), 1);
     assert_int_equal(count_ignored(c, "router_settings.routing_strategy"), 0); /* router */
@@ -982,6 +1005,7 @@ int main(void)
         T(test_malformed_yaml_bytes),
         T(test_explicit_key_with_tab_refused),
         T(test_vertex_alias_keys),
+        T(test_tls_and_health_settings),
         T(test_empty_file_is_not_malformed),
         T(test_yaml_error_flag_only_for_yaml),
         T(test_warning_unset_env),
