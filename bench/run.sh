@@ -9,7 +9,10 @@
 # then drives each target with wrk in three scenarios and reports req/s,
 # p50/p99, ratios against nginx, added latency and sluice memory. A fourth
 # scenario (vkey64) drives sluice alone with the master key vs a virtual key
-# (budget, limits, spend tracking) and checks the key's recorded spend.
+# (budget, limits, spend tracking) and checks the key's recorded spend. A
+# fifth (router64) drives sluice alone with a one-deployment model vs a model
+# group of 4 deployments (simple-shuffle), and the same group on a second
+# sluice with routing_strategy latency-based-routing.
 #
 # Environment (all optional):
 #   BENCH_SECONDS=10        length of each measurement, seconds
@@ -17,8 +20,9 @@
 #   BENCH_WARMUP=1          warm-up before each measurement, seconds
 #   BENCH_ROUNDS=2          rounds per scenario (proxy order alternates)
 #   BENCH_TARGETS=direct,nginx,sluice      subset of targets to run
-#   BENCH_SCENARIOS=c64,c1,stream64,vkey64 subset of scenarios to run
-#                           (vkey64 needs the sluice target)
+#   BENCH_SCENARIOS=c64,c1,stream64,vkey64,router64
+#                           subset of scenarios to run
+#                           (vkey64 and router64 need the sluice target)
 #   BENCH_PORT_BASE=N       first port to try (default: random 20000-39999)
 #   BENCH_RESULTS_DIR=DIR   where latest.md and raw/ go (default bench/results)
 #   BENCH_KEEP_TMP=1        keep the temp dir (configs, logs) after the run
@@ -44,7 +48,7 @@ fi
 WARMUP_S=${BENCH_WARMUP:-1}
 ROUNDS=${BENCH_ROUNDS:-2}
 TARGETS_CSV=${BENCH_TARGETS:-direct,nginx,sluice}
-SCENARIOS_CSV=${BENCH_SCENARIOS:-c64,c1,stream64,vkey64}
+SCENARIOS_CSV=${BENCH_SCENARIOS:-c64,c1,stream64,vkey64,router64}
 SLUICE_BIN=${SLUICE_BIN:-$REPO_DIR/build/sluice}
 RESULTS_DIR=${BENCH_RESULTS_DIR:-$BENCH_DIR/results}
 NGINX=${NGINX:-nginx}
@@ -64,6 +68,8 @@ PRICE_OUT=0.00001
 MOCK_PROMPT_TOKENS=231
 MOCK_COMPLETION_TOKENS=24
 VKEY_BODY='{"models": [], "max_budget": 1000000, "rpm_limit": 100000000, "tpm_limit": 100000000000}'
+ROUTER_MIN_RATIO=0.95       # router64: group of 4 req/s / single deployment req/s
+ROUTER_GROUP_SIZE=4         # router64: deployments in bench-group (all on the same mock)
 ADDED_P50_MAX_RATIO=2
 
 BODY_NONSTREAM=$BENCH_DIR/wrk/body-nonstream.json
@@ -123,19 +129,21 @@ for t in ${TARGETS_CSV//,/ }; do
 done
 [[ ${#TARGETS[@]} -gt 0 ]] || die "BENCH_TARGETS selects no target"
 SCENARIOS=()
-for s in c64 c1 stream64 vkey64; do has "$s" "$SCENARIOS_CSV" && SCENARIOS+=("$s"); done
+for s in c64 c1 stream64 vkey64 router64; do has "$s" "$SCENARIOS_CSV" && SCENARIOS+=("$s"); done
 for s in ${SCENARIOS_CSV//,/ }; do
-    case "$s" in c64|c1|stream64|vkey64) ;; *) die "unknown scenario '$s' in BENCH_SCENARIOS (use c64,c1,stream64,vkey64)";; esac
+    case "$s" in c64|c1|stream64|vkey64|router64) ;; *) die "unknown scenario '$s' in BENCH_SCENARIOS (use c64,c1,stream64,vkey64,router64)";; esac
 done
-# vkey64 compares two ways of calling sluice; without the sluice target there
-# is nothing to measure. Drop it (it is in the default list) with a note.
-if has vkey64 "$SCENARIOS_CSV" && ! has sluice "$TARGETS_CSV"; then
-    log "scenario vkey64 skipped: it needs the sluice target (BENCH_TARGETS=$TARGETS_CSV)"
-    kept=()
-    for s in "${SCENARIOS[@]}"; do if [[ "$s" != vkey64 ]]; then kept+=("$s"); fi; done
-    SCENARIOS=("${kept[@]}")
-    SCENARIOS_CSV=${SCENARIOS[*]:-}; SCENARIOS_CSV=${SCENARIOS_CSV// /,}
-fi
+# vkey64 and router64 compare ways of calling sluice; without the sluice target
+# there is nothing to measure. Drop them (they are in the default list) with a note.
+for only_sluice in vkey64 router64; do
+    if has "$only_sluice" "$SCENARIOS_CSV" && ! has sluice "$TARGETS_CSV"; then
+        log "scenario $only_sluice skipped: it needs the sluice target (BENCH_TARGETS=$TARGETS_CSV)"
+        kept=()
+        for s in "${SCENARIOS[@]}"; do if [[ "$s" != "$only_sluice" ]]; then kept+=("$s"); fi; done
+        SCENARIOS=("${kept[@]}")
+        SCENARIOS_CSV=${SCENARIOS[*]:-}; SCENARIOS_CSV=${SCENARIOS_CSV// /,}
+    fi
+done
 [[ ${#SCENARIOS[@]} -gt 0 ]] || die "BENCH_SCENARIOS selects no scenario"
 
 need_cmd "$NGINX" "nginx-light (or nginx)"
@@ -201,7 +209,7 @@ trap 'exit 143' TERM
 pick_ports() {
     local base=${BENCH_PORT_BASE:-$((20000 + RANDOM % 20000))}
     local p=$base chosen=()
-    while [[ ${#chosen[@]} -lt 3 ]]; do
+    while [[ ${#chosen[@]} -lt 4 ]]; do
         [[ $p -lt $((base + 200)) && $p -lt 65535 ]] || die "no free ports found from $base"
         if ! port_in_use "$p"; then chosen+=("$p"); fi
         p=$((p + 1))
@@ -209,6 +217,7 @@ pick_ports() {
     MOCK_PORT=${chosen[0]}
     PROXY_PORT=${chosen[1]}
     SLUICE_PORT=${chosen[2]}
+    SLUICE2_PORT=${chosen[3]}   # router64's second sluice (latency-based-routing)
 }
 
 # check_listeners PORT PID NAME: every listening socket on PORT must belong to
@@ -277,8 +286,8 @@ declare -A BEST_ROUND    # "scenario|target" -> round number
 declare -A TARGET_DEAD   # target -> reason
 FAILURES=()
 
-scenario_conns() { case $1 in c64|stream64|vkey64) echo 64;; c1) echo 1;; esac; }
-scenario_threads() { case $1 in c64|stream64|vkey64) echo 2;; c1) echo 1;; esac; }
+scenario_conns() { case $1 in c64|stream64|vkey64|router64) echo 64;; c1) echo 1;; esac; }
+scenario_threads() { case $1 in c64|stream64|vkey64|router64) echo 2;; c1) echo 1;; esac; }
 scenario_stream() { case $1 in stream64) echo 1;; *) echo 0;; esac; }
 scenario_title() {
     case $1 in
@@ -286,14 +295,19 @@ scenario_title() {
         c1) echo "Non-streaming, 1 connection, 1 wrk thread (latency)";;
         stream64) echo "Streaming (SSE, 21 chunks + [DONE]), 64 connections, 2 wrk threads";;
         vkey64) echo "sluice: virtual key (budget + spend tracking) vs master key, non-streaming, 64 connections, 2 wrk threads";;
+        router64) echo "sluice: model group of $ROUTER_GROUP_SIZE deployments vs one deployment, non-streaming, 64 connections, 2 wrk threads";;
     esac
 }
 # Targets measured in a scenario. vkey64 drives sluice twice: "sluice" with the
 # master key and "vkey" (a pseudo-target: the same sluice process) with the
-# virtual key made at start-up.
+# virtual key made at start-up. router64 drives "sluice" (model bench-model, one
+# deployment), "rshuffle" (the same process, model bench-group: 4 deployments,
+# simple-shuffle) and "rlatency" (a second sluice, same config plus
+# routing_strategy latency-based-routing, model bench-group).
 scenario_targets() {
     case $1 in
         vkey64) echo sluice vkey;;
+        router64) echo sluice rshuffle rlatency;;
         *) echo "${TARGETS[*]}";;
     esac
 }
@@ -301,16 +315,32 @@ target_title() { # TARGET [SCENARIO]
     case $1 in
         direct) echo "direct (wrk → mock)";;
         nginx) echo "nginx-proxy (wrk → nginx proxy_pass → mock)";;
-        sluice) if [[ "${2:-}" == vkey64 ]]; then echo "sluice, master key"; else echo "sluice (wrk → sluice → mock)"; fi;;
+        sluice)
+            case ${2:-} in
+                vkey64) echo "sluice, master key";;
+                router64) echo "sluice, bench-model (1 deployment)";;
+                *) echo "sluice (wrk → sluice → mock)";;
+            esac;;
         vkey) echo "sluice, virtual key (max_budget, rpm/tpm limits, spend tracking)";;
+        rshuffle) echo "sluice, bench-group ($ROUTER_GROUP_SIZE deployments, simple-shuffle)";;
+        rlatency) echo "sluice #2, bench-group ($ROUTER_GROUP_SIZE deployments, latency-based-routing)";;
     esac
 }
-# The process behind a target (vkey is sluice).
-target_proc() { case $1 in vkey) echo sluice;; *) echo "$1";; esac; }
-target_pid() { case $1 in direct) echo "$MOCK_PID";; nginx) echo "$PROXY_PID";; sluice|vkey) echo "$SLUICE_PID";; esac; }
-target_port() { case $1 in direct) echo "$MOCK_PORT";; nginx) echo "$PROXY_PORT";; sluice|vkey) echo "$SLUICE_PORT";; esac; }
+# The process behind a target (vkey and rshuffle are sluice; rlatency is the
+# second sluice, started only for router64).
+target_proc() { case $1 in vkey|rshuffle) echo sluice;; rlatency) echo sluice2;; *) echo "$1";; esac; }
+# The BENCH_TARGETS entry a target needs.
+target_needs() { case $(target_proc "$1") in sluice2) echo sluice;; *) target_proc "$1";; esac; }
+target_pid() { case $1 in direct) echo "$MOCK_PID";; nginx) echo "$PROXY_PID";; sluice|vkey|rshuffle) echo "$SLUICE_PID";; rlatency) echo "$SLUICE2_PID";; esac; }
+target_port() { case $1 in direct) echo "$MOCK_PORT";; nginx) echo "$PROXY_PORT";; sluice|vkey|rshuffle) echo "$SLUICE_PORT";; rlatency) echo "$SLUICE2_PORT";; esac; }
 # Bearer key wrk and the validation request send (the mock and nginx ignore it).
 target_key() { case $1 in vkey) echo "$VKEY";; *) echo "$MASTER_KEY";; esac; }
+# Request body file: the router64 group targets ask for model bench-group.
+target_body() { # TARGET STREAM
+    if [[ "$2" == 1 ]]; then echo "$BODY_STREAM"
+    elif [[ "$1" == rshuffle || "$1" == rlatency ]]; then echo "$BODY_GROUP"
+    else echo "$BODY_NONSTREAM"; fi
+}
 
 # URL each target is driven at. Streaming requests go to the mock's /stream
 # prefix directly and through nginx; sluice routes them there by model name
@@ -326,7 +356,7 @@ target_url() { # TARGET STREAM
 validate_target() {
     local target=$1 stream=$2 url body out code
     url=$(target_url "$target" "$stream")
-    if [[ "$stream" == 1 ]]; then body=$BODY_STREAM; else body=$BODY_NONSTREAM; fi
+    body=$(target_body "$target" "$stream")
     out=$TMP/validate-$target-$stream.out
     code=$(curl -s -m 10 -o "$out" -w '%{http_code}' -X POST \
         -H "Authorization: Bearer $(target_key "$target")" -H 'Content-Type: application/json' \
@@ -382,6 +412,20 @@ read_vkey_spend() {
     echo "$spend"
 }
 
+# group_spread TARGET N: N non-streaming requests to TARGET; prints the
+# deployments that served them (x-litellm-model-id) as "id:count ...".
+group_spread() {
+    local target=$1 n=$2 url body i
+    url=$(target_url "$target" 0)
+    body=$(target_body "$target" 0)
+    for ((i = 0; i < n; i++)); do
+        curl -s -m 10 -o /dev/null -D - -X POST \
+            -H "Authorization: Bearer $(target_key "$target")" -H 'Content-Type: application/json' \
+            --data-binary "@$body" "$url" 2>/dev/null |
+            tr -d '\r' | awk -F': *' 'tolower($1) == "x-litellm-model-id" { print $2 }' || true
+    done | sort | uniq -c | awk '{ printf "%s%s:%s", (NR > 1 ? " " : ""), $2, $1 }'
+}
+
 # run_wrk OUTFILE THREADS CONNS SECONDS URL BODY KEY [--latency]
 # KEY is the bearer key chat.lua sends (its second script argument).
 run_wrk() {
@@ -423,7 +467,7 @@ measure() {
     local conns threads stream url body pid raw proc bearer
     conns=$(scenario_conns "$scen"); threads=$(scenario_threads "$scen"); stream=$(scenario_stream "$scen")
     url=$(target_url "$target" "$stream")
-    if [[ "$stream" == 1 ]]; then body=$BODY_STREAM; else body=$BODY_NONSTREAM; fi
+    body=$(target_body "$target" "$stream")
     pid=$(target_pid "$target")
     proc=$(target_proc "$target")
     raw=$RESULTS_DIR/raw/$scen-$target-r$round.txt
@@ -527,6 +571,8 @@ measure() {
         FAILURES+=("$proc process exited during $scen round $round")
         if [[ "$proc" == sluice ]]; then
             log "last lines of the sluice log:"; tail -n 20 "$TMP/sluice.log" >&2 || true
+        elif [[ "$proc" == sluice2 ]]; then
+            log "last lines of the second sluice's log:"; tail -n 20 "$TMP/sluice2/sluice.log" >&2 || true
         fi
     fi
 }
@@ -551,7 +597,7 @@ pick_best() {
 # ------------------------------------------------------------------ main --
 
 pick_ports
-log "temp dir $TMP; ports: mock $MOCK_PORT, nginx-proxy $PROXY_PORT, sluice $SLUICE_PORT"
+log "temp dir $TMP; ports: mock $MOCK_PORT, nginx-proxy $PROXY_PORT, sluice $SLUICE_PORT, sluice #2 (router64) $SLUICE2_PORT"
 log "targets: ${TARGETS[*]}; scenarios: ${SCENARIOS[*]}; ${ROUNDS} round(s) x (${WARMUP_S}s warm-up + ${MEASURE_S}s)"
 rm -rf "$RESULTS_DIR/raw"
 mkdir -p "$RESULTS_DIR/raw"
@@ -559,7 +605,7 @@ STEAL_START=$(cpu_snapshot)
 START_EPOCH=$(date +%s)
 LOAD_START=$(cut -d' ' -f1 /proc/loadavg 2>/dev/null || echo -)
 
-MOCK_PID="" PROXY_PID="" SLUICE_PID=""
+MOCK_PID="" PROXY_PID="" SLUICE_PID="" SLUICE2_PID="" BODY_GROUP=""
 render_nginx_conf "$BENCH_DIR/nginx/mock.conf.in" "$TMP/mock.conf"
 start_nginx mock "$TMP/mock.conf"; MOCK_PID=$STARTED_PID
 for _ in $(seq 1 50); do port_in_use "$MOCK_PORT" && break; pid_alive "$MOCK_PID" || break; sleep 0.1; done
@@ -571,6 +617,26 @@ if has nginx "$TARGETS_CSV"; then
     for _ in $(seq 1 50); do port_in_use "$PROXY_PORT" && break; pid_alive "$PROXY_PID" || break; sleep 0.1; done
     pid_alive "$PROXY_PID" || { cat "$TMP/proxy-error.log" >&2 || true; die "nginx proxy failed to start"; }
 fi
+
+# start_sluice NAME DIR PORT CONFIG LOG: sluice with DIR as its working
+# directory (its embedded store ./sluice.db with -wal/-shm and its spend spill
+# file ./sluice-spend-spill.jsonl are created there and deleted with the temp
+# dir), stderr to LOG; waits for GET /health/liveliness. Sets STARTED_PID.
+start_sluice() {
+    local name=$1 dir=$2 port=$3 conf=$4 logf=$5
+    (cd "$dir" && exec "$SLUICE_BIN" --config "$conf" --port "$port" --host 127.0.0.1 --num_workers 2 \
+        >"$logf" 2>&1) &
+    STARTED_PID=$!
+    PIDS+=("$STARTED_PID")
+    if ! wait_http "http://127.0.0.1:$port/health/liveliness" "$STARTED_PID" "$name" 15; then
+        log "$name log:"; tail -n 30 "$logf" >&2 || true
+        if pid_alive "$STARTED_PID"; then
+            die "$name (pid $STARTED_PID) did not answer 200 on GET /health/liveliness within 15 s"
+        else
+            die "$name exited during start-up"
+        fi
+    fi
+}
 
 SLUICE_IDLE_RSS=- SLUICE_PEAK_RSS=- SLUICE_HWM=-
 if has sluice "$TARGETS_CSV"; then
@@ -588,35 +654,57 @@ model_list:
       model: openai/bench-upstream
       api_base: "http://127.0.0.1:$MOCK_PORT/stream/v1"
       api_key: sk-upstream
+EOF
+    # router64: bench-group, ROUTER_GROUP_SIZE deployments that differ from
+    # bench-model only in their id (same mock, same prices), so each request
+    # costs the same work apart from the routing decision.
+    if has router64 "$SCENARIOS_CSV"; then
+        for ((i = 1; i <= ROUTER_GROUP_SIZE; i++)); do
+            cat >>"$TMP/sluice.yaml" <<EOF
+  - model_name: bench-group
+    litellm_params:
+      model: openai/bench-upstream
+      api_base: "http://127.0.0.1:$MOCK_PORT/v1"
+      api_key: sk-upstream
+      input_cost_per_token: $PRICE_IN
+      output_cost_per_token: $PRICE_OUT
+    model_info:
+      id: bench-group-$i
+EOF
+        done
+    fi
+    cat >>"$TMP/sluice.yaml" <<EOF
 general_settings:
   master_key: $MASTER_KEY
   proxy_batch_write_at: 1
 EOF
     if [[ "$SLUICE_LOG_MODE" == null ]]; then SLUICE_LOG_DEST=/dev/null; else SLUICE_LOG_DEST=$TMP/sluice.log; fi
-    # Working directory = the temp dir: sluice's embedded store (./sluice.db and
-    # its -wal/-shm files) and spend spill file (./sluice-spend-spill.jsonl)
-    # are created there and deleted with it.
-    (cd "$TMP" && exec "$SLUICE_BIN" --config "$TMP/sluice.yaml" --port "$SLUICE_PORT" --host 127.0.0.1 --num_workers 2 \
-        >"$SLUICE_LOG_DEST" 2>&1) &
-    SLUICE_PID=$!
-    PIDS+=("$SLUICE_PID")
-    if ! wait_http "http://127.0.0.1:$SLUICE_PORT/health/liveliness" "$SLUICE_PID" sluice 15; then
-        log "sluice log:"; tail -n 30 "$TMP/sluice.log" >&2 || true
-        if pid_alive "$SLUICE_PID"; then
-            die "sluice (pid $SLUICE_PID) did not answer 200 on GET /health/liveliness within 15 s"
-        else
-            die "sluice exited during start-up"
-        fi
-    fi
+    start_sluice sluice "$TMP" "$SLUICE_PORT" "$TMP/sluice.yaml" "$SLUICE_LOG_DEST"
+    SLUICE_PID=$STARTED_PID
     sleep 0.5
     SLUICE_IDLE_RSS=$(rss_kb "$SLUICE_PID")
     log "sluice up (pid $SLUICE_PID), idle RSS $(kb_to_mib "$SLUICE_IDLE_RSS") MiB"
+    # router64: routing_strategy is one per router, so latency-based-routing
+    # needs its own process: the same config plus router_settings.
+    if has router64 "$SCENARIOS_CSV"; then
+        mkdir -p "$TMP/sluice2"
+        { cat "$TMP/sluice.yaml"; printf 'router_settings:\n  routing_strategy: latency-based-routing\n'; } >"$TMP/sluice2/sluice.yaml"
+        if [[ "$SLUICE_LOG_MODE" == null ]]; then SLUICE2_LOG_DEST=/dev/null; else SLUICE2_LOG_DEST=$TMP/sluice2/sluice.log; fi
+        start_sluice "sluice #2 (latency-based-routing)" "$TMP/sluice2" "$SLUICE2_PORT" "$TMP/sluice2/sluice.yaml" "$SLUICE2_LOG_DEST"
+        SLUICE2_PID=$STARTED_PID
+        log "sluice #2 (latency-based-routing) up (pid $SLUICE2_PID)"
+    fi
+    # request body for bench-group
+    sed 's/"model":"bench-model"/"model":"bench-group"/' "$BODY_NONSTREAM" >"$TMP/body-group.json"
+    grep -q '"model":"bench-group"' "$TMP/body-group.json" || die "could not make the bench-group body from $BODY_NONSTREAM"
+    BODY_GROUP=$TMP/body-group.json
 fi
 
 check_all_listeners() {
     check_listeners "$MOCK_PORT" "$MOCK_PID" "mock nginx"
     [[ -z "$PROXY_PID" ]] || check_listeners "$PROXY_PORT" "$PROXY_PID" "nginx proxy"
     [[ -z "$SLUICE_PID" || -n "${TARGET_DEAD[sluice]:-}" ]] || check_listeners "$SLUICE_PORT" "$SLUICE_PID" "sluice"
+    [[ -z "$SLUICE2_PID" || -n "${TARGET_DEAD[sluice2]:-}" ]] || check_listeners "$SLUICE2_PORT" "$SLUICE2_PID" "sluice #2"
 }
 check_all_listeners
 
@@ -657,6 +745,29 @@ if [[ -n "$VKEY" ]]; then
         FAILURES+=("vkey (sluice, virtual key): validation request failed: $VALIDATION_PROBLEM")
     fi
 fi
+# router64: the group targets get a validation request too, then a few more to
+# see that the group really spreads its calls: simple-shuffle must have used
+# more than one of the 4 deployments in ROUTER_SPREAD_CALLS calls (latency-based
+# may settle on one: reported only).
+ROUTER_SPREAD_CALLS=16
+declare -A ROUTER_SPREAD   # target -> "id:count ..." seen in the spread calls
+declare -A ROUTER_DISTINCT # target -> number of distinct deployments seen
+if has router64 "$SCENARIOS_CSV"; then
+    for t in rshuffle rlatency; do
+        if ! validate_target "$t" 0; then
+            VALID_FAILED+=("$t/stream=0")
+            FAILURES+=("$t ($(target_title "$t")): validation request failed: $VALIDATION_PROBLEM")
+            continue
+        fi
+        ROUTER_SPREAD[$t]=$(group_spread "$t" "$ROUTER_SPREAD_CALLS")
+        ROUTER_DISTINCT[$t]=$(wc -w <<<"${ROUTER_SPREAD[$t]}")
+        log "router64 $t: deployments used by $ROUTER_SPREAD_CALLS calls: ${ROUTER_SPREAD[$t]:-none}"
+        if [[ "$t" == rshuffle && "${ROUTER_DISTINCT[$t]}" -lt 2 ]]; then
+            banner "router64: simple-shuffle used ${ROUTER_DISTINCT[$t]} deployment(s) of bench-group in $ROUTER_SPREAD_CALLS calls (${ROUTER_SPREAD[$t]:-none}); the group is not being load-balanced"
+            FAILURES+=("router64: bench-group (simple-shuffle) used ${ROUTER_DISTINCT[$t]} deployment(s) in $ROUTER_SPREAD_CALLS calls: ${ROUTER_SPREAD[$t]:-none}")
+        fi
+    done
+fi
 if [[ -n "$SLUICE_PID" ]]; then
     SLUICE_IDLE_RSS_AFTER=$(rss_kb "$SLUICE_PID")
 fi
@@ -668,14 +779,18 @@ for scen in "${SCENARIOS[@]}"; do
         # direct first, then nginx/sluice in alternating order (A B, B A, ...),
         # also shifted per scenario so neither proxy always runs first.
         # vkey64: master key and virtual key in the same alternating order.
+        # router64: single, simple-shuffle group, latency group, reversed every
+        # other round.
         if [[ "$scen" == vkey64 ]]; then
             if (((round + scen_index) % 2 == 1)); then order=(sluice vkey); else order=(vkey sluice); fi
+        elif [[ "$scen" == router64 ]]; then
+            if (((round + scen_index) % 2 == 1)); then order=(sluice rshuffle rlatency); else order=(rlatency rshuffle sluice); fi
         else
             order=(direct)
             if (((round + scen_index) % 2 == 1)); then order+=(nginx sluice); else order+=(sluice nginx); fi
         fi
         for t in "${order[@]}"; do
-            has "$(target_proc "$t")" "$TARGETS_CSV" || continue
+            has "$(target_needs "$t")" "$TARGETS_CSV" || continue
             measure "$scen" "$t" "$round"
         done
     done
@@ -797,13 +912,16 @@ target_check() { # NAME OK(yes/no/n/a) DETAIL
     echo "- date: $(date -u '+%Y-%m-%d %H:%M:%S UTC'); commit: $(git -C "$REPO_DIR" rev-parse --short HEAD 2>/dev/null || echo none)"
     echo "- host: $(nproc) CPUs, $(uname -r); $("$NGINX" -v 2>&1 | sed 's/^nginx version: //'); $("$WRK" -v 2>&1 | head -n 1 | awk '{ print $1, $2 }')"
     echo "- each measurement: ${WARMUP_S}s warm-up + ${MEASURE_S}s wrk --latency; ${ROUNDS} round(s) per target and scenario,"
-    echo "  nginx-proxy and sluice (vkey64: master key and virtual key) in alternating order. Tables show the **best round** (highest req/s;"
+    echo "  nginx-proxy and sluice (vkey64: master key and virtual key; router64: single, group, latency group) in alternating order. Tables show the **best round** (highest req/s;"
     echo "  for the 1-connection scenario, lowest p50). All rounds are listed under *Raw rounds*."
     echo "- CPU steal over the whole run: ${STEAL_TOTAL}% (high steal makes absolute numbers noisy; compare ratios). Run time ${ELAPSED}s."
     echo "- load average (1 min) before start: ${LOAD_START}, at the end: ${LOAD_END} (the run itself brings it to about 2-3; a higher value before start means other processes share the CPUs)."
     echo "- sluice: $SLUICE_BIN, 2 workers, log (stderr) to ${SLUICE_LOG_DEST:-n/a}, working dir = temp dir; nginx-proxy: 2 workers, upstream keepalive 64, access_log off; mock: nginx, 1 worker."
     if [[ -n "$SLUICE_PID" ]]; then
         echo "- sluice config: bench-model priced (input $PRICE_IN, output $PRICE_OUT per token), proxy_batch_write_at 1; $VKEY_DB_INFO."
+    fi
+    if [[ -n "$SLUICE2_PID" ]]; then
+        echo "- router64: bench-group = $ROUTER_GROUP_SIZE deployments of the same mock, priced like bench-model; sluice #2 (pid $SLUICE2_PID, 2 workers, own temp dir and store) runs the same config with \`routing_strategy: latency-based-routing\`."
     fi
     if [[ -n "$SLUICE_PID" ]]; then echo "- sluice log during the run: $SLUICE_LOG_SUMMARY."; fi
     echo
@@ -847,6 +965,20 @@ target_check() { # NAME OK(yes/no/n/a) DETAIL
                     fail) echo "Spend check: ❌ ${VKEY_SPEND_PROBLEM}.";;
                 esac
             fi
+        elif [[ "$scen" == router64 ]]; then
+            one=$(val rps router64 sluice)
+            for t in rshuffle rlatency; do
+                g=$(val rps router64 "$t")
+                if [[ "$one" != - && "$g" != - ]] && fcmp "$one > 0"; then
+                    echo
+                    echo "Throughput $(target_title "$t") / one deployment: **$(fcalc "$g / $one" 2)×** (p50 $(us_to_ms "$(val p50 router64 "$t")") vs $(us_to_ms "$(val p50 router64 sluice)") ms, p99 $(us_to_ms "$(val p99 router64 "$t")") vs $(us_to_ms "$(val p99 router64 sluice)") ms)"
+                fi
+            done
+            echo
+            for t in rshuffle rlatency; do
+                echo "- $(target_title "$t"): deployments that served $ROUTER_SPREAD_CALLS calls before the load: ${ROUTER_SPREAD[$t]:-not measured}"
+            done
+            echo "- the latency group runs in a second sluice process: its ratio compares two processes of the same binary and config (routing_strategy aside)."
         elif has nginx "$TARGETS_CSV" && has sluice "$TARGETS_CSV"; then
             n=$(val rps "$scen" nginx); s=$(val rps "$scen" sluice)
             if [[ "$n" != - && "$s" != - ]] && fcmp "$n > 0"; then
@@ -887,6 +1019,22 @@ target_check() { # NAME OK(yes/no/n/a) DETAIL
             fail) target_check "vkey64: spend recorded = requests × price" no "${VKEY_SPEND_PROBLEM:-not recorded}";;
             *) target_check "vkey64: spend recorded = requests × price" n/a "not checked (no virtual key)";;
         esac
+    fi
+    # Routing decisions: a group of 4 vs one deployment.
+    if has router64 "$SCENARIOS_CSV"; then
+        one=$(val rps router64 sluice)
+        for t in rshuffle rlatency; do
+            case $t in rshuffle) what="simple-shuffle";; rlatency) what="latency-based-routing";; esac
+            name="throughput router64: group of $ROUTER_GROUP_SIZE ($what) ≥ ${ROUTER_MIN_RATIO}× one deployment"
+            g=$(val rps router64 "$t")
+            if [[ "$one" == - || "$g" == - ]]; then
+                target_check "$name" n/a "no successful run"
+            else
+                ratio=$(fcalc "$g / $one" 2)
+                if fcmp "$ratio >= $ROUTER_MIN_RATIO"; then ok=yes; else ok=no; fi
+                target_check "$name" $ok "group $(fcalc "$g" 0) req/s vs one deployment $(fcalc "$one" 0) req/s = ${ratio}×"
+            fi
+        done
     fi
     # Added latency at 1 connection.
     if has c1 "$SCENARIOS_CSV"; then
