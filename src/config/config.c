@@ -472,7 +472,7 @@ static const char *const router_setting_keys[] = {
     "stream_timeout", "fallbacks", "context_window_fallbacks", "content_policy_fallbacks",
     "default_fallbacks", "max_fallbacks", "allowed_fails", "allowed_fails_policy",
     "cooldown_time", "disable_cooldowns", "retry_policy", "model_group_alias",
-    "enable_pre_call_checks", NULL};
+    "enable_pre_call_checks", "optional_pre_call_checks", NULL};
 
 static void env_default(char **field, const char *var)
 {

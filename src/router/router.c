@@ -622,6 +622,23 @@ static bool load_settings(router *rt, char *err, size_t errlen)
         }
     }
 
+    s->enforce_deployment_limits = s->enable_pre_call_checks ||
+                                   s->strategy == ROUTER_USAGE_BASED ||
+                                   s->strategy == ROUTER_LATENCY_BASED;
+    st = find_setting(c, "optional_pre_call_checks");
+    if (st.v) {
+        if (!cJSON_IsArray(st.v)) {
+            show(st.v, shown, sizeof shown);
+            set_err(err, errlen, "%s.optional_pre_call_checks must be a list, got %s", st.section,
+                    shown);
+            return false;
+        }
+        const cJSON *it;
+        cJSON_ArrayForEach(it, st.v)
+            if (cJSON_IsString(it) && strcmp(it->valuestring, "enforce_model_rate_limits") == 0)
+                s->enforce_deployment_limits = true;
+    }
+
     st = find_setting(c, "retry_policy");
     if (st.v && !parse_policy(st, "retry_policy", retry_policy_keys, s->retry_policy, err, errlen))
         return false;
@@ -1325,8 +1342,9 @@ bool router_pick(router *rt, const router_group *g, const char *const *exclude_i
             out->nunhealthy++;
             continue;
         }
-        if ((d->rpm > 0 && rpm_count(s, minute) >= d->rpm) ||
-            (d->tpm > 0 && tpm_count(s, minute) >= d->tpm)) {
+        if (rt->s.enforce_deployment_limits &&
+            ((d->rpm > 0 && rpm_count(s, minute) >= d->rpm) ||
+             (d->tpm > 0 && tpm_count(s, minute) >= d->tpm))) {
             out->nlimited++;
             double next = (double)(minute + 1) * 60.0;
             if (next < retry_at)
@@ -1459,7 +1477,7 @@ bool router_begin(router *rt, const cfg_deployment *d, double now)
     unsigned long long w = atomic_load_explicit(&s->rpm, memory_order_relaxed), nw;
     do {
         uint64_t n = (w >> 32) == m ? (w & 0xFFFFFFFFull) : 0;
-        if (d->rpm > 0 && n >= (uint64_t)d->rpm)
+        if (rt->s.enforce_deployment_limits && d->rpm > 0 && n >= (uint64_t)d->rpm)
             return false;
         if (n < 0xFFFFFFFFull)
             n++;

@@ -108,6 +108,11 @@ typedef struct {
     double cooldown_time;      /* 5; 0 = never cool down */
     bool disable_cooldowns;
     bool enable_pre_call_checks; /* shown in messages; context-window checks are the caller's */
+    /* Deployment rpm/tpm are hard limits (a deployment at its limit is skipped, all at their
+     * limit → 429) under usage-based-routing-v2 and latency-based-routing, with
+     * enable_pre_call_checks, or with optional_pre_call_checks: [enforce_model_rate_limits], as
+     * in LiteLLM; otherwise they are only simple-shuffle's weights. */
+    bool enforce_deployment_limits;
     double lowest_latency_buffer; /* routing_strategy_args (0) */
     double latency_ttl;        /* routing_strategy_args.ttl: older latency is unknown (3600) */
     /* as configured (pointers into the cfg); NULL when absent */

@@ -513,8 +513,20 @@ static void test_usage_based_tpm(void **state)
 static void test_rpm_limit(void **state)
 {
     fixture *f = *state;
+    /* simple-shuffle alone: rpm is a weight, not a limit (LiteLLM) */
+    mk(f, "model_list:\n" DEP("a", "m", "openai/x", "      rpm: 1\n")
+              DEP("b", "m", "openai/x", "      rpm: 1000\n"));
+    for (int i = 0; i < 5; i++)
+        assert_true(router_begin(f->rt, dep(f, "a"), T0 + 1));
+    int hits = 0;
+    for (int i = 0; i < 4000; i++)
+        hits += strcmp(pick_id(f, "m", T0 + 2), "a") == 0;
+    assert_true(hits > 0 && hits < 20); /* about 4 in 4000, and never refused */
+    /* enforced with optional_pre_call_checks: [enforce_model_rate_limits] (or
+     * enable_pre_call_checks, usage-based-routing-v2, latency-based-routing) */
     mk(f, "model_list:\n" DEP("a", "m", "openai/x", "      rpm: 2\n")
-              DEP("b", "m", "openai/x", "      rpm: 3\n"));
+              DEP("b", "m", "openai/x", "      rpm: 3\n")
+          "router_settings: {optional_pre_call_checks: [enforce_model_rate_limits]}\n");
     const cfg_deployment *a = dep(f, "a");
     assert_true(router_begin(f->rt, a, T0 + 1));
     assert_true(router_begin(f->rt, a, T0 + 2));
@@ -528,7 +540,8 @@ static void test_rpm_limit(void **state)
     assert_true(n[0] > 300 && n[1] > 450);
 
     /* everything at its limit: a 429 until the next minute */
-    mk(f, "model_list:\n" DEP("a", "m", "openai/x", "      rpm: 1\n"));
+    mk(f, "model_list:\n" DEP("a", "m", "openai/x", "      rpm: 1\n")
+          "router_settings: {enable_pre_call_checks: true}\n");
     assert_true(router_begin(f->rt, dep(f, "a"), T0 + 15.5));
     router_pick_result r;
     assert_false(router_pick(f->rt, grp(f, "m"), NULL, 0, T0 + 15.5, &r));
@@ -1011,7 +1024,7 @@ static void test_threads(void **state)
     mk(f, "model_list:\n" DEP("a", "m", "openai/x", "      rpm: 50000\n")
               DEP("b", "m", "openai/x", "      rpm: 1000000\n")
                   DEP("c", "m", "openai/x", "      rpm: 1000000\n")
-              "router_settings: {routing_strategy: least-busy}\n");
+              "router_settings: {routing_strategy: least-busy, enable_pre_call_checks: true}\n");
     int per = SANITIZED ? 60000 : 200000;
     worker_arg w[2] = {{f, per, 0, 0}, {f, per, 0, 0}};
     pthread_t t[2];
