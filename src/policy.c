@@ -26,6 +26,7 @@
 #include "obs/log.h"
 #include "spend/spend.h"
 #include "util/sbuf.h"
+#include "util/thread.h"
 
 static lim *g_lim;
 static spend_accum *g_acc;
@@ -655,7 +656,7 @@ static bool flush_once(void)
 static void *flusher_main(void *arg)
 {
     (void)arg;
-    pthread_setname_np(pthread_self(), "sluice-spend");
+    thread_background("sluice-spend");
     for (;;) {
         pthread_mutex_lock(&g_mu);
         if (!g_stop && atomic_load(&g_unflushed_rows) < FLUSH_EARLY_ROWS) {

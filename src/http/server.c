@@ -31,6 +31,7 @@
 #include "http/reply.h"
 #include "util/hash.h"
 #include "obs/log.h"
+#include "util/thread.h"
 
 static const http_route *g_routes;
 static void (*g_thread_start)(worker *w);
@@ -389,7 +390,7 @@ static void *worker_main(void *arg)
     worker_slot *s = arg;
     char name[16];
     snprintf(name, sizeof name, "sluice-w%d", s->w.index);
-    pthread_setname_np(pthread_self(), name); /* top -H, perf, /proc/PID/task/N/comm */
+    thread_name(name);
     log_batch_begin();
     struct event *flush = event_new(s->w.base, -1, EV_PERSIST, on_log_flush, NULL);
     struct timeval tv = {0, 100 * 1000};

@@ -37,6 +37,7 @@
 
 #include "obs/log.h"
 #include "store/store_internal.h"
+#include "util/thread.h"
 
 #define BACKOFF_MIN_S 0.5
 #define BACKOFF_MAX_S 10.0
@@ -143,7 +144,7 @@ static void fail_job(store_job *j, const char *prefix, const char *reason)
 static void *connector_main(void *arg)
 {
     store *s = arg;
-    pthread_setname_np(pthread_self(), "sluice-dbconn");
+    thread_background("sluice-dbconn");
     char err[256] = "";
     db_conn *c = db_connect(&s->url, err, sizeof err); /* s->url is immutable: no lock */
     pthread_mutex_lock(&s->mu);
@@ -346,7 +347,7 @@ static void cond_wait_until(store *s, double when)
 static void *store_main(void *arg)
 {
     store *s = arg;
-    pthread_setname_np(pthread_self(), "sluice-store");
+    thread_background("sluice-store");
     pthread_mutex_lock(&s->mu);
     for (;;) {
         double now = mono_now();

@@ -50,6 +50,7 @@
 #include "upstream/proxy.h"
 #include "util/hash.h"
 #include "util/sbuf.h"
+#include "util/thread.h"
 
 #ifndef SLUICE_VERSION
 #define SLUICE_VERSION "dev"
@@ -1037,7 +1038,7 @@ static void finish(gauth *g, double started, char *tok, long long expires_in, co
 
 static void *run(void *unused)
 {
-    pthread_setname_np(pthread_self(), "sluice-gauth");
+    thread_name("sluice-gauth");
     pthread_mutex_lock(&G.mu);
     while (!atomic_load(&g_stop)) {
         double now = mono(), wake = INFINITY;
