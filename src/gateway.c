@@ -1532,7 +1532,8 @@ static void start_attempt(llm_req *r)
     for (int guard = 0; guard < 8 && !d; guard++) {
         if (r->route.pinned) {
             d = r->route.pinned;
-        } else if (router_pick(g_router, r->route.group, r->tried, r->ntried, now, &res)) {
+        } else if (router_pick_for(g_router, r->route.group, r->tried, r->ntried,
+                                   (long)(r->preq.prompt_bytes / 4), now, &res)) {
             d = res.d;
         } else if (res.status == ROUTER_NONE_EXCLUDED && r->ntried) {
             r->ntried = 0; /* everything was tried once: any healthy deployment again */

@@ -1294,6 +1294,12 @@ static bool excluded(const cfg_deployment *d, const char *const *ex, int nex)
 bool router_pick(router *rt, const router_group *g, const char *const *exclude_ids, int nexclude,
                  double now, router_pick_result *out)
 {
+    return router_pick_for(rt, g, exclude_ids, nexclude, 0, now, out);
+}
+
+bool router_pick_for(router *rt, const router_group *g, const char *const *exclude_ids,
+                     int nexclude, long input_tokens, double now, router_pick_result *out)
+{
     memset(out, 0, sizeof *out);
     if (!g || g->n == 0) {
         out->status = ROUTER_NONE_EMPTY;
@@ -1342,9 +1348,13 @@ bool router_pick(router *rt, const router_group *g, const char *const *exclude_i
             out->nunhealthy++;
             continue;
         }
+        /* tpm: LiteLLM's test is used + this request's input > tpm (without an estimate: the
+         * minute's tokens reached it) */
+        long used_t = d->tpm > 0 ? tpm_count(s, minute) : 0;
         if (rt->s.enforce_deployment_limits &&
             ((d->rpm > 0 && rpm_count(s, minute) >= d->rpm) ||
-             (d->tpm > 0 && tpm_count(s, minute) >= d->tpm))) {
+             (d->tpm > 0 && (input_tokens > 0 ? used_t + input_tokens > d->tpm
+                                               : used_t >= d->tpm)))) {
             out->nlimited++;
             double next = (double)(minute + 1) * 60.0;
             if (next < retry_at)

@@ -206,6 +206,10 @@ typedef struct {
  * lock. The pick does not count the request: router_begin does. */
 bool router_pick(router *rt, const router_group *g, const char *const *exclude_ids, int nexclude,
                  double now, router_pick_result *out);
+/* The same, knowing the request's input size (tokens, estimated): a deployment whose tpm this
+ * minute cannot take it is skipped where limits are enforced (LiteLLM: used + input > tpm). */
+bool router_pick_for(router *rt, const router_group *g, const char *const *exclude_ids,
+                     int nexclude, long input_tokens, double now, router_pick_result *out);
 
 /* LiteLLM's 429 text for a failed pick: "No deployments available for selected model, Try again
  * in N seconds. Passed model=X. pre-call-checks=False, cooldown_list=['id', ...]" with N the

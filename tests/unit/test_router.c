@@ -510,6 +510,30 @@ static void test_usage_based_tpm(void **state)
     assert_string_equal(pick_id(f, "m", T0 + 61), "b");
 }
 
+/* LiteLLM's tpm test counts the request's own input: used + input > tpm skips the deployment */
+static void test_tpm_counts_the_request(void **state)
+{
+    fixture *f = *state;
+    mk(f, "model_list:\n" DEP("a", "m", "openai/x", "      tpm: 1000\n")
+              DEP("b", "m", "openai/x", "      tpm: 100000\n")
+          "router_settings: {routing_strategy: usage-based-routing-v2}\n");
+    succeed(f, "a", 10, 900, T0);
+    succeed(f, "b", 10, 950, T0);
+    router_pick_result r;
+    /* a has used the least: a small request goes there, a big one does not fit */
+    assert_true(router_pick_for(f->rt, grp(f, "m"), NULL, 0, 50, T0 + 1, &r));
+    assert_string_equal(r.d->id, "a");
+    assert_true(router_pick_for(f->rt, grp(f, "m"), NULL, 0, 500, T0 + 1, &r));
+    assert_string_equal(r.d->id, "b");
+    /* exactly at the limit still fits (the test is >, not >=) */
+    assert_true(router_pick_for(f->rt, grp(f, "m"), NULL, 0, 100, T0 + 1, &r));
+    assert_string_equal(r.d->id, "a");
+    /* simple-shuffle: tpm is a weight only, never a reason to skip */
+    mk(f, "model_list:\n" DEP("a", "m", "openai/x", "      tpm: 1000\n"));
+    succeed(f, "a", 10, 5000, T0);
+    assert_true(router_pick_for(f->rt, grp(f, "m"), NULL, 0, 500, T0 + 1, &r));
+}
+
 static void test_rpm_limit(void **state)
 {
     fixture *f = *state;
@@ -1166,6 +1190,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_least_busy, setup, teardown),
         cmocka_unit_test_setup_teardown(test_latency_based, setup, teardown),
         cmocka_unit_test_setup_teardown(test_usage_based_tpm, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_tpm_counts_the_request, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rpm_limit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cooldown_allowed_fails, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cooldown_default_rules, setup, teardown),
