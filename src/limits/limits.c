@@ -728,7 +728,17 @@ double lim_budget_spend_since(lim *l, const char *entity, double written_at_load
 
 void lim_budget_flushed(lim *l, const char *entity, double amount)
 {
-    with_entity(l, entity, amount, sub_unflushed);
+    if (!entity || !(amount > 0))
+        return;
+    /* created when absent: an entity without a budget has no entry yet, and its cached records
+     * (x-litellm-key-spend) measure what was written since they were read from it too */
+    size_t len = strlen(entity);
+    uint64_t h = hash_key(entity, len);
+    lim_stripe *s = &l->stripes[stripe_of(h)];
+    pthread_mutex_lock(&s->mu);
+    lim_entry *e = find_or_add(s, h, entity, len);
+    sub_unflushed(e, amount);
+    pthread_mutex_unlock(&s->mu);
 }
 
 void lim_budget_reset(lim *l, const char *entity)

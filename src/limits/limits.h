@@ -203,7 +203,7 @@ double lim_budget_spend_since(lim *l, const char *entity, double written_at_load
 /* The total this instance's flusher has written for the entity (0 when unknown). */
 double lim_budget_written(lim *l, const char *entity);
 /* The flusher wrote `amount` of the entity's spend to the database: move it from the unflushed
- * spend to the written total. Call it on the store thread, right after the commit, before any
+ * spend to the written total (the entry is created for an entity seen for the first time). Call it on the store thread, right after the commit, before any
  * later read of that spend. */
 void lim_budget_flushed(lim *l, const char *entity, double amount);
 /* budget_duration elapsed: the DB spend was reset to 0, drop the unflushed spend too.

@@ -192,6 +192,17 @@ describe('budget: concurrent requests on one key (SQLite)', () => {
     assert.ok(ks2 >= COST - 1e-9 && ks2 <= 2 * COST + 1e-9, `x-litellm-key-spend ${ks2} after the second call (cost ${COST} each)`);
   });
 
+  it('a key without a budget: x-litellm-key-spend follows the flushes without waiting for the key cache TTL', async () => {
+    const { body: k } = await api.post('/key/generate', { key_alias: 'no-budget' });
+    const first = await chat(sluice, k.key);
+    assert.equal(first.status, 200, first.text);
+    await sleep(1500); // past proxy_batch_write_at: the first call's spend is written
+    const second = await chat(sluice, k.key);
+    assert.equal(second.status, 200, second.text);
+    const ks = Number(second.headers.get('x-litellm-key-spend'));
+    assert.ok(ks >= COST - 1e-9 && ks <= 2 * COST + 1e-9, `x-litellm-key-spend ${ks} after one written call (cost ${COST}); the cached record is 1.5 s old and the TTL 60 s`);
+  });
+
   it('a key and its team stay exact across spend flushes: every call counted once, refused right at the budget', async () => {
     // calls spaced past proxy_batch_write_at, so the cached key record is sometimes read
     // before a flush wrote earlier calls and sometimes after

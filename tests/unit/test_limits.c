@@ -499,6 +499,14 @@ static void test_budget_written_since_load(void **state)
     lim_budget_check c = {"team:w", 1.0, 1.0, lim_budget_written(l, "team:w")};
     assert_int_equal(lim_budget_reserve_all(l, &c, 1, 0, &r, &bv), 0);
     assert_true(fabs(bv.current - 1.0) < 1e-9);
+    /* an entity without a budget (never reserved) still gets its written total, so the spend
+     * a cached record reports (x-litellm-key-spend) follows the flushes */
+    assert_true(lim_budget_written(l, "key:nobudget") == 0);
+    lim_budget_flushed(l, "key:nobudget", 0.25);
+    lim_budget_flushed(l, "key:nobudget", 0.5);
+    assert_true(fabs(lim_budget_written(l, "key:nobudget") - 0.75) < 1e-12);
+    assert_true(fabs(lim_budget_spend_since(l, "key:nobudget", 0.25) - 0.5) < 1e-12);
+    assert_true(lim_budget_spend(l, "key:nobudget") == 0); /* nothing unflushed */
     lim_free(l);
 }
 
