@@ -46,8 +46,9 @@ static void usage(FILE *f)
             "\n"
             "Environment: LITELLM_MASTER_KEY, HTTP_PROXY/HTTPS_PROXY/NO_PROXY (loopback is never\n"
             "proxied), OPENAI_API_KEY, ANTHROPIC_API_KEY, GEMINI_API_KEY, AZURE_API_KEY/BASE/VERSION,\n"
-            "VERTEXAI_PROJECT/LOCATION, GOOGLE_APPLICATION_CREDENTIALS; a .env file beside the\n"
-            "config is loaded. Docs: docs/configuration.md, docs/api.md.\n",
+            "VERTEXAI_PROJECT/LOCATION, GOOGLE_APPLICATION_CREDENTIALS, SSL_VERIFY, SSL_CERT_FILE,\n"
+            "DATABASE_URL, DISABLE_SCHEMA_UPDATE; a .env file beside the config is loaded.\n"
+            "Docs: docs/configuration.md, docs/api.md, docs/operations.md.\n",
             SLUICE_VERSION);
 }
 
