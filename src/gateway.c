@@ -52,6 +52,7 @@
 #include "upstream/proxy.h"
 #include "util/jscan.h"
 #include "util/sbuf.h"
+#include "util/clock.h"
 
 #define BACKPRESSURE_BYTES (64 * 1024)
 #define MAX_RESPONSE_BYTES (64u * 1024 * 1024)
@@ -204,12 +205,6 @@ static const char *provider_exception(const cfg_deployment *d, char *buf, size_t
 
 static router *g_router;
 
-static double now_wall(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
 
 static double timeout_s(const llm_req *r)
 {
@@ -322,7 +317,7 @@ static void router_done(llm_req *r, router_outcome oc, int status, double retry_
     router_end(g_router, r->dep, &(router_report){.outcome = oc, .status = status,
                                                    .latency_ms = lat, .tokens = (long)tokens,
                                                    .retry_after_s = retry_after},
-               now_wall());
+               clock_wall());
 }
 
 static void finish(llm_req *r, int status)
@@ -776,7 +771,7 @@ static bool retry_or_fallback(llm_req *r, router_outcome oc, int status, double 
     router_done(r, oc, status, retry_after);
     if (r->headers_sent || r->client_gone || !g_router)
         return false;
-    double now = now_wall();
+    double now = clock_wall();
     if (r->retries_left < 0)
         r->retries_left = router_retries_for(g_router, r->dep, oc, r->req_num_retries);
     if (r->retries_left > 0 && r->route.group &&
@@ -1526,7 +1521,7 @@ static bool admit(llm_req *r, const auth_ident *id, size_t prompt_bytes, int64_t
  * each retry, each fallback group — comes through here. */
 static void start_attempt(llm_req *r)
 {
-    double now = now_wall();
+    double now = clock_wall();
     const cfg_deployment *d = NULL;
     router_pick_result res = {0};
     for (int guard = 0; guard < 8 && !d; guard++) {

@@ -47,6 +47,7 @@
 #include "providers/prov.h"
 #include "router/router.h"
 #include "upstream/gauth.h"
+#include "util/clock.h"
 
 #define DEFAULT_PROBE_TIMEOUT_S 10.0
 #define TOKEN_RETRY_S 5.0
@@ -98,12 +99,6 @@ static _Thread_local bg_state *t_bg;
 static pthread_mutex_t g_cache_mu = PTHREAD_MUTEX_INITIALIZER;
 static cJSON *g_cache;
 
-static double wall_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
 
 static double probe_timeout_s(const cfg_deployment *d)
 {
@@ -578,7 +573,7 @@ static void bg_feed(const cfg_deployment *d, verdict v, const char *error, int s
         /* marked until past the next check (interval + this probe's timeout, twice over for
          * a late round); normally that check's answer replaces the mark first */
         double hold = 2 * (bg->w->cfg->health_check_interval_s + probe_timeout_s(d));
-        avoided = router_health_report(rt, d, status, hold, wall_now());
+        avoided = router_health_report(rt, d, status, hold, clock_wall());
     }
     if (v == V_UNKNOWN)
         return;

@@ -27,6 +27,7 @@
 #include "spend/spend.h"
 #include "util/sbuf.h"
 #include "util/thread.h"
+#include "util/clock.h"
 
 static lim *g_lim;
 static spend_accum *g_acc;
@@ -68,12 +69,6 @@ static void iso_time(time_t t, char out[32])
     memcpy(out, t_text, 32);
 }
 
-static double now_wall(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
 
 /* ---- admission -------------------------------------------------------------------------- */
 
@@ -270,7 +265,7 @@ bool policy_admit(const auth_ident *id, const policy_request *pr, policy_grant *
                                               .max_parallel = ents[i]->max_parallel};
     }
     if (g->nchecks) {
-        int rc = lim_admit(g_lim, g->checks, g->nchecks, now_wall(), &g->verdict);
+        int rc = lim_admit(g_lim, g->checks, g->nchecks, clock_wall(), &g->verdict);
         if (rc == 0) {
             deny(d, 429, "rate_limit_error", "x");
             lim_format_refusal(&g->verdict, d->message, sizeof d->message);
@@ -357,7 +352,7 @@ void policy_end(policy_grant *g, const policy_outcome *o, policy_result *res)
                           (o->usage->completion_tokens > 0 ? o->usage->completion_tokens : 0);
     if (g->admitted) {
         if (total > 0)
-            lim_add_tokens(g_lim, &g->verdict.ticket, total, now_wall());
+            lim_add_tokens(g_lim, &g->verdict.ticket, total, clock_wall());
         lim_release(g_lim, &g->verdict.ticket);
     }
     if (g->reserved)

@@ -8,6 +8,7 @@
  * keeps working while the database is down. Unknown keys are remembered as absent for a few
  * seconds so a flood of bad keys cannot turn into a flood of queries. */
 #include "auth/keys.h"
+#include "util/clock.h"
 
 #include <pthread.h>
 #include <stdio.h>
@@ -45,12 +46,6 @@ struct keycache {
     entry *buckets[NBUCKETS];
 };
 
-static double mono(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
 
 void key_rec_ref(key_rec *k)
 {
@@ -305,7 +300,7 @@ static void load_done(store_job *j)
             key_rec_unref(e->rec);
             e->rec = lj->rec; /* may be NULL: the key does not exist */
             lj->rec = NULL;
-            e->loaded = mono();
+            e->loaded = clock_mono();
         }
         ws = e->waiters;
         e->waiters = NULL;
@@ -359,7 +354,7 @@ void keycache_set_stamp(keycache *kc, key_stamp_fn fn, void *ctx)
 int keycache_get(keycache *kc, const char *token, mbox *mb, key_lookup_cb cb, void *arg,
                  key_rec **out)
 {
-    double now = mono();
+    double now = clock_mono();
     pthread_mutex_lock(&kc->mu);
     entry *e = find(kc, token, true);
     if (!e) {

@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "store/store_internal.h"
+#include "util/clock.h"
 
 static const char create_version_table[] =
     "CREATE TABLE IF NOT EXISTS sluice_schema_version ("
@@ -200,12 +201,6 @@ out:
 
 /* ---- sluice migrate ------------------------------------------------------------------------ */
 
-static double mono_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 int store_migrate_offline(const char *url, double timeout_s, void *out_file)
 {
@@ -218,11 +213,11 @@ int store_migrate_offline(const char *url, double timeout_s, void *out_file)
     }
     fprintf(out, "database: %s\n", u.display);
     fflush(out);
-    double deadline = mono_now() + (timeout_s > 0 ? timeout_s : 0), backoff = 0.5;
+    double deadline = clock_mono() + (timeout_s > 0 ? timeout_s : 0), backoff = 0.5;
     bool said = false;
     db_conn *c;
     while (!(c = db_connect(&u, err, sizeof err))) {
-        double left = deadline - mono_now();
+        double left = deadline - clock_mono();
         if (left <= 0) {
             fprintf(out, "cannot connect: %s\n", err);
             db_url_free(&u);

@@ -38,6 +38,7 @@
 #include "obs/log.h"
 #include "store/store_internal.h"
 #include "util/thread.h"
+#include "util/clock.h"
 
 #define BACKOFF_MIN_S 0.5
 #define BACKOFF_MAX_S 10.0
@@ -81,12 +82,6 @@ struct store {
     double next_alive;
 };
 
-static double mono_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 static void set_reason(store *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* caller holds mu */
@@ -276,7 +271,7 @@ static void migrate_step(store *s)
         drop_conn(s, why, true);
         return;
     }
-    double now = mono_now();
+    double now = clock_mono();
     pthread_mutex_lock(&s->mu);
     if (rc == 1) {
         s->need_migrate = false;
@@ -350,7 +345,7 @@ static void *store_main(void *arg)
     thread_background("sluice-store");
     pthread_mutex_lock(&s->mu);
     for (;;) {
-        double now = mono_now();
+        double now = clock_mono();
         if (s->connecting && s->connect_done)
             finish_connect(s, now);
         if (!s->conn && !s->connecting &&
@@ -444,7 +439,7 @@ static void *store_main(void *arg)
             wake = fmin(wake, s->close_deadline);
         if (s->connecting && s->connect_done)
             continue;
-        if (wake <= mono_now())
+        if (wake <= clock_mono())
             continue;
         cond_wait_until(s, wake);
     }
@@ -533,7 +528,7 @@ void store_close(store *s)
         return;
     pthread_mutex_lock(&s->mu);
     s->closing = true;
-    s->close_deadline = mono_now() + CLOSE_DRAIN_S;
+    s->close_deadline = clock_mono() + CLOSE_DRAIN_S;
     pthread_cond_signal(&s->cv);
     pthread_mutex_unlock(&s->mu);
 

@@ -51,6 +51,7 @@
 #include "util/hash.h"
 #include "util/sbuf.h"
 #include "util/thread.h"
+#include "util/clock.h"
 
 #ifndef SLUICE_VERSION
 #define SLUICE_VERSION "dev"
@@ -125,16 +126,10 @@ static void seterr(char *err, size_t errlen, const char *fmt, ...)
     va_end(ap);
 }
 
-static double real_mono(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 static double mono(void)
 {
-    return real_mono() + (double)atomic_load(&g_offset_ms) / 1000.0;
+    return clock_mono() + (double)atomic_load(&g_offset_ms) / 1000.0;
 }
 
 static void wipe_free(char *s)

@@ -5,23 +5,11 @@ import { before, after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { startMock, expectedChatText } from './lib/mock-upstream.mjs';
 import { startSluice, fetchJSON, authHeaders, checkErrorEnvelope, MASTER_KEY } from './lib/sluice.mjs';
+import { dep } from './lib/config.mjs';
 
 const CHAT = '/v1/chat/completions';
 
 // One deployment of `group` served by `mock`, with model_info.id `id` and extra litellm_params.
-function dep(group, id, mock, params = {}) {
-  const extra = Object.entries(params)
-    .map(([k, v]) => `      ${k}: ${JSON.stringify(v)}\n`)
-    .join('');
-  return `  - model_name: ${group}
-    litellm_params:
-      model: openai/up-${id}
-      api_base: ${mock.baseURL}
-      api_key: sk-upstream-${id}
-${extra}    model_info:
-      id: ${id}
-`;
-}
 
 async function chat(sluice, model, text, extra = {}, headers = {}) {
   return fetchJSON(sluice.url(CHAT), {

@@ -13,23 +13,11 @@ import assert from 'node:assert/strict';
 import { startMock, expectedChatText } from './lib/mock-upstream.mjs';
 import { startSluice, MASTER_KEY } from './lib/sluice.mjs';
 import { OpenAI, openaiClient, collect, contentOf } from './lib/clients.mjs';
+import { dep } from './lib/config.mjs';
 
 const CHAT = '/v1/chat/completions';
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
-function dep(group, id, mock, params = {}) {
-  const extra = Object.entries(params)
-    .map(([k, v]) => `      ${k}: ${JSON.stringify(v)}\n`)
-    .join('');
-  return `  - model_name: ${group}
-    litellm_params:
-      model: openai/up-${id}
-      api_base: ${mock.baseURL}
-      api_key: sk-upstream-${id}
-${extra}    model_info:
-      id: ${id}
-`;
-}
 
 function config(deps, routerSettings) {
   return `

@@ -7,23 +7,11 @@ import assert from 'node:assert/strict';
 import { startMock, expectedChatText } from './lib/mock-upstream.mjs';
 import { startSluice, authHeaders, MASTER_KEY } from './lib/sluice.mjs';
 import { parseSSE, openaiClient, collect, contentOf } from './lib/clients.mjs';
+import { dep } from './lib/config.mjs';
 
 const CHAT = '/v1/chat/completions';
 const ANSWER = 'The quick brown fox jumps over the lazy dog, twice over, for the router test.';
 
-function dep(group, id, mock, params = {}) {
-  const extra = Object.entries(params)
-    .map(([k, v]) => `      ${k}: ${JSON.stringify(v)}\n`)
-    .join('');
-  return `  - model_name: ${group}
-    litellm_params:
-      model: openai/up-${id}
-      api_base: ${mock.baseURL}
-      api_key: sk-upstream-${id}
-${extra}    model_info:
-      id: ${id}
-`;
-}
 
 // A raw streaming call: status, headers, and the SSE data payloads.
 async function stream(sluice, model, text) {

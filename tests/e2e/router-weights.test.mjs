@@ -4,24 +4,12 @@ import { before, after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { startMock } from './lib/mock-upstream.mjs';
 import { startSluice, authHeaders, MASTER_KEY } from './lib/sluice.mjs';
+import { dep } from './lib/config.mjs';
 
 const CHAT = '/v1/chat/completions';
 const CALLS = 3000;
 const CONCURRENCY = 20;
 
-function dep(group, id, mock, params = {}) {
-  const extra = Object.entries(params)
-    .map(([k, v]) => `      ${k}: ${JSON.stringify(v)}\n`)
-    .join('');
-  return `  - model_name: ${group}
-    litellm_params:
-      model: openai/up-${id}
-      api_base: ${mock.baseURL}
-      api_key: sk-upstream-${id}
-${extra}    model_info:
-      id: ${id}
-`;
-}
 
 // `n` calls of `model`, `conc` at a time; returns {status: count} and {model-id: count}.
 async function hammer(sluice, model, n, conc) {
