@@ -3,6 +3,7 @@
  * cJSON and most upstreams do. */
 #include "util/jscan.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,6 +34,19 @@ static void skip_ws(scanner *sc)
     }
 }
 
+/* Nonzero when some byte of v is 0 (the high bit of the first such byte is set; bits of later
+ * bytes may be set spuriously, which the callers do not rely on). */
+static inline uint64_t has_zero_byte(uint64_t v)
+{
+    return (v - 0x0101010101010101ull) & ~v & 0x8080808080808080ull;
+}
+
+/* Nonzero when some byte of v is below 0x20. */
+static inline uint64_t has_byte_below_0x20(uint64_t v)
+{
+    return (v - 0x2020202020202020ull) & ~v & 0x8080808080808080ull;
+}
+
 static int hexval(char c)
 {
     if (c >= '0' && c <= '9')
@@ -49,9 +63,19 @@ static int scan_string(scanner *sc)
     /* at the opening quote */
     sc->i++;
     while (sc->i < sc->n) {
-        /* fast path: plain bytes */
+        /* fast path: plain bytes, eight at a time while no byte of the word is a quote, a
+         * backslash or a control character (the word tests are exact for "any such byte"; the
+         * byte loop below then finds which) */
         const char *p = sc->s + sc->i;
         const char *end = sc->s + sc->n;
+        while (end - p >= 8) {
+            uint64_t v;
+            memcpy(&v, p, 8);
+            if (has_zero_byte(v ^ 0x2222222222222222ull) | has_zero_byte(v ^ 0x5c5c5c5c5c5c5c5cull) |
+                has_byte_below_0x20(v))
+                break;
+            p += 8;
+        }
         while (p < end && *p != '"' && *p != '\\' && (unsigned char)*p >= 0x20)
             p++;
         sc->i = (size_t)(p - sc->s);
