@@ -70,6 +70,7 @@ typedef struct {
     bool background;
     bool retry_soon;          /* a probe waited for a Google token */
     struct evhttp_request *req; /* GET /health: whom to answer */
+    bool targeted;            /* GET /health?model= / ?model_id=: 503 when none is healthy */
 } health_round;
 
 struct probe {
@@ -172,7 +173,7 @@ static void bg_round_done(health_round *rd);
 /* LiteLLM's body from the two arrays, keeping the entries that match model / model_id (NULL:
  * any). NULL when out of memory. */
 static char *render(const cJSON *healthy, const cJSON *unhealthy, const char *model,
-                    const char *model_id)
+                    const char *model_id, int *nhealthy)
 {
     cJSON *o = cJSON_CreateObject();
     cJSON *out[2] = {cJSON_AddArrayToObject(o, "healthy_endpoints"),
@@ -195,6 +196,7 @@ static char *render(const cJSON *healthy, const cJSON *unhealthy, const char *mo
             cJSON_AddItemToArray(out[k], cJSON_Duplicate(e, 1));
         }
     }
+    *nhealthy = cJSON_GetArraySize(out[0]);
     cJSON_AddNumberToObject(o, "healthy_count", cJSON_GetArraySize(out[0]));
     cJSON_AddNumberToObject(o, "unhealthy_count", cJSON_GetArraySize(out[1]));
     char *s = cJSON_PrintUnformatted(o);
@@ -202,10 +204,12 @@ static char *render(const cJSON *healthy, const cJSON *unhealthy, const char *mo
     return s;
 }
 
-static void reply_body(struct evhttp_request *req, char *s)
+/* As LiteLLM answers since mid-2026: a check of one model (?model= / ?model_id=) that finds no
+ * healthy endpoint is a 503, so a monitor can act on the status alone; the body is the same. */
+static void reply_body(struct evhttp_request *req, char *s, bool targeted, int nhealthy)
 {
     if (s)
-        http_reply_json_logged(req, 200, s, strlen(s));
+        http_reply_json_logged(req, targeted && nhealthy == 0 ? 503 : 200, s, strlen(s));
     else
         http_reply_error(req, 500, "internal_server_error", NULL, "out of memory");
     free(s);
@@ -243,7 +247,9 @@ static void round_done(health_round *rd)
         bg_round_done(rd);
         return;
     }
-    reply_body(rd->req, render(rd->healthy, rd->unhealthy, NULL, NULL));
+    int nh = 0;
+    char *s = render(rd->healthy, rd->unhealthy, NULL, NULL, &nh);
+    reply_body(rd->req, s, rd->targeted, nh);
     worker *w = rd->w;
     round_free(rd);
     http_async_end(w);
@@ -524,17 +530,18 @@ void health_handler(worker *w, struct evhttp_request *req, const auth_ident *id)
     if (w->cfg->background_health_checks) {
         bool cached = false;
         char *s = NULL;
+        int nh = 0;
         pthread_mutex_lock(&g_cache_mu);
         if (g_cache) {
             cached = true;
             s = render(cJSON_GetObjectItemCaseSensitive(g_cache, "healthy_endpoints"),
                        cJSON_GetObjectItemCaseSensitive(g_cache, "unhealthy_endpoints"), only,
-                       only_id);
+                       only_id, &nh);
         }
         pthread_mutex_unlock(&g_cache_mu);
         if (cached) {
             evhttp_clear_headers(&params);
-            reply_body(req, s);
+            reply_body(req, s, only || only_id, nh);
             return;
         }
         /* no background round has completed yet: probe now */
@@ -546,6 +553,7 @@ void health_handler(worker *w, struct evhttp_request *req, const auth_ident *id)
         return;
     }
     rd->req = req;
+    rd->targeted = only || only_id;
     http_async_begin(w);
     round_start(rd, only, only_id);
     evhttp_clear_headers(&params);

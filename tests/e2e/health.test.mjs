@@ -59,6 +59,14 @@ general_settings:
     assert.equal(r.body.unhealthy_count, 0);
   });
 
+  it('?model= of a model with no healthy endpoint answers 503 with the same body (LiteLLM)', async () => {
+    const r = await fetchJSON(sluice.url('/health?model=down'), { headers: authHeaders() });
+    assert.equal(r.status, 503, r.text);
+    assert.equal(r.body.healthy_count, 0);
+    assert.equal(r.body.unhealthy_count, 1);
+    assert.equal(r.body.unhealthy_endpoints[0].model_name, 'down');
+  });
+
   it('is for admins only', async () => {
     const gen = await fetchJSON(sluice.url('/key/generate'), { method: 'POST', headers: authHeaders(), body: {} });
     let r = gen;
