@@ -313,10 +313,15 @@ static void router_done(llm_req *r, router_outcome oc, int status, double retry_
         return;
     r->begun = false;
     int64_t tokens = r->usage.total_tokens > 0 ? r->usage.total_tokens : 0;
-    double lat = (r->t_up_first > 0 && r->stream ? r->t_up_first : now_ms()) - r->t_attempt;
-    router_end(g_router, r->dep, &(router_report){.outcome = oc, .status = status,
-                                                   .latency_ms = lat, .tokens = (long)tokens,
-                                                   .retry_after_s = retry_after},
+    int64_t out = r->usage.completion_tokens > 0 ? r->usage.completion_tokens : 0;
+    double t = now_ms();
+    router_end(g_router, r->dep,
+               &(router_report){.outcome = oc, .status = status, .latency_ms = t - r->t_attempt,
+                                .tokens = (long)tokens, .retry_after_s = retry_after,
+                                .completion_tokens = (long)out,
+                                .ttft_ms = r->stream && r->t_up_first > 0
+                                               ? r->t_up_first - r->t_attempt
+                                               : -1},
                clock_wall());
 }
 
@@ -1528,7 +1533,7 @@ static void start_attempt(llm_req *r)
         if (r->route.pinned) {
             d = r->route.pinned;
         } else if (router_pick_for(g_router, r->route.group, r->tried, r->ntried,
-                                   (long)(r->preq.prompt_bytes / 4), now, &res)) {
+                                   (long)(r->preq.prompt_bytes / 4), r->stream, now, &res)) {
             d = res.d;
         } else if (res.status == ROUTER_NONE_EXCLUDED && r->ntried) {
             r->ntried = 0; /* everything was tried once: any healthy deployment again */

@@ -52,8 +52,11 @@ typedef struct {
     atomic_ullong rpm;              /* minute << 32 | requests */
     atomic_ullong tpm;              /* (minute & M24) << 40 | tokens */
     atomic_ullong sf;               /* (minute & M24) << 40 | successes << 20 | failures */
-    atomic_ullong lat;              /* EWMA latency (ms) as double bits; 0 = no sample */
+    atomic_ullong lat;              /* EWMA latency (ms per output token, else ms) as double
+                                       bits; 0 = no sample */
     atomic_llong lat_at_ms;         /* when the last sample came */
+    atomic_ullong ttft;             /* EWMA time to first token of streams (ms); 0 = none */
+    atomic_llong ttft_at_ms;
     atomic_llong hc_down_until_ms;  /* a background health check found it down; 0 = not */
     pthread_mutex_t mu;             /* the allowed_fails counter below */
     int fails;
@@ -1218,34 +1221,48 @@ static void tpm_add(dstate *s, uint64_t minute, long tokens)
                                                     memory_order_relaxed));
 }
 
-static double latency_of(const router *rt, const dstate *s, long long now_ms)
+/* One EWMA (lat or ttft) as stored: value bits and the time of its last sample. */
+static double ewma_get(const router *rt, const atomic_ullong *v, const atomic_llong *at,
+                       long long now_ms)
 {
-    double l = dbits_get(&s->lat);
+    double l = dbits_get(v);
     if (l <= 0)
         return 0;
-    long long at = atomic_load_explicit(&s->lat_at_ms, memory_order_relaxed);
-    if ((double)(now_ms - at) > rt->s.latency_ttl * 1000.0)
+    if ((double)(now_ms - atomic_load_explicit(at, memory_order_relaxed)) >
+        rt->s.latency_ttl * 1000.0)
         return 0; /* stale: as unknown, like an expired cache entry */
     return l;
 }
 
-static void latency_add(router *rt, dstate *s, double ms, long long now_ms)
+static void ewma_add(router *rt, atomic_ullong *v, atomic_llong *at, double ms, long long now_ms)
 {
     if (!(ms >= 0))
         return;
     if (ms == 0)
         ms = 1e-6; /* 0 bits mean "no sample" */
-    unsigned long long w = atomic_load_explicit(&s->lat, memory_order_relaxed), nw;
-    long long at = atomic_load_explicit(&s->lat_at_ms, memory_order_relaxed);
-    bool stale = (double)(now_ms - at) > rt->s.latency_ttl * 1000.0;
+    unsigned long long w = atomic_load_explicit(v, memory_order_relaxed), nw;
+    bool stale = (double)(now_ms - atomic_load_explicit(at, memory_order_relaxed)) >
+                 rt->s.latency_ttl * 1000.0;
     do {
         double old;
         memcpy(&old, &w, sizeof old);
-        double v = (old > 0 && !stale) ? old + LATENCY_ALPHA * (ms - old) : ms;
-        nw = dbits(v);
-    } while (!atomic_compare_exchange_weak_explicit(&s->lat, &w, nw, memory_order_relaxed,
+        double x = (old > 0 && !stale) ? old + LATENCY_ALPHA * (ms - old) : ms;
+        nw = dbits(x);
+    } while (!atomic_compare_exchange_weak_explicit(v, &w, nw, memory_order_relaxed,
                                                     memory_order_relaxed));
-    atomic_store_explicit(&s->lat_at_ms, now_ms, memory_order_relaxed);
+    atomic_store_explicit(at, now_ms, memory_order_relaxed);
+}
+
+/* lowest_latency.py's measure: for a streamed request the deployment's time to first token
+ * when it has streamed before, else (and for other requests) its latency per output token. */
+static double latency_of(const router *rt, const dstate *s, bool stream, long long now_ms)
+{
+    if (stream) {
+        double t = ewma_get(rt, &s->ttft, &s->ttft_at_ms, now_ms);
+        if (t > 0)
+            return t;
+    }
+    return ewma_get(rt, &s->lat, &s->lat_at_ms, now_ms);
 }
 
 static int dep_index(const router *rt, const cfg_deployment *d)
@@ -1294,11 +1311,12 @@ static bool excluded(const cfg_deployment *d, const char *const *ex, int nex)
 bool router_pick(router *rt, const router_group *g, const char *const *exclude_ids, int nexclude,
                  double now, router_pick_result *out)
 {
-    return router_pick_for(rt, g, exclude_ids, nexclude, 0, now, out);
+    return router_pick_for(rt, g, exclude_ids, nexclude, 0, false, now, out);
 }
 
 bool router_pick_for(router *rt, const router_group *g, const char *const *exclude_ids,
-                     int nexclude, long input_tokens, double now, router_pick_result *out)
+                     int nexclude, long input_tokens, bool stream, double now,
+                     router_pick_result *out)
 {
     memset(out, 0, sizeof *out);
     if (!g || g->n == 0) {
@@ -1415,7 +1433,7 @@ bool router_pick_for(router *rt, const router_group *g, const char *const *exclu
             double v = rt->s.strategy == ROUTER_LEAST_BUSY
                            ? (double)atomic_load_explicit(&s->inflight, memory_order_relaxed)
                        : rt->s.strategy == ROUTER_USAGE_BASED ? (double)tpm_count(s, minute)
-                                                              : latency_of(rt, s, now_ms);
+                                                              : latency_of(rt, s, stream, now_ms);
             if (v < best) {
                 best = v;
                 ties = 1;
@@ -1432,7 +1450,7 @@ bool router_pick_for(router *rt, const router_group *g, const char *const *exclu
             for (int i = 0; i < g->n; i++) {
                 if (!(avail[i >> 6] >> (i & 63) & 1) || rt->di[g->idx[i]].order != best_order)
                     continue;
-                if (latency_of(rt, &rt->st[g->idx[i]], now_ms) <= lim &&
+                if (latency_of(rt, &rt->st[g->idx[i]], stream, now_ms) <= lim &&
                     rnd_below(rt, (uint64_t)++k) == 0)
                     chosen = i;
             }
@@ -1596,11 +1614,18 @@ bool router_end(router *rt, const cfg_deployment *d, const router_report *rep, d
     int succ, fail;
     sf_add(s, minute, ok, &succ, &fail);
     if (ok) {
-        latency_add(rt, s, rep->latency_ms, now_ms);
+        double per = rep->completion_tokens > 0 ? rep->latency_ms / (double)rep->completion_tokens
+                                                : rep->latency_ms;
+        ewma_add(rt, &s->lat, &s->lat_at_ms, per, now_ms);
+        if (rep->ttft_ms > 0)
+            ewma_add(rt, &s->ttft, &s->ttft_at_ms, rep->ttft_ms, now_ms);
         return false;
     }
-    if (rep->outcome == ROUTER_TIMEOUT)
-        latency_add(rt, s, TIMEOUT_LATENCY_MS, now_ms);
+    if (rep->outcome == ROUTER_TIMEOUT) {
+        ewma_add(rt, &s->lat, &s->lat_at_ms, TIMEOUT_LATENCY_MS, now_ms);
+        if (dbits_get(&s->ttft) > 0) /* a streaming deployment: its streams wait too */
+            ewma_add(rt, &s->ttft, &s->ttft_at_ms, TIMEOUT_LATENCY_MS, now_ms);
+    }
     if (rt->s.disable_cooldowns || !cooldown_eligible(rep))
         return false;
 
@@ -1665,7 +1690,7 @@ void router_stats(const router *rt, const cfg_deployment *d, double now, router_
     sf_counts(s, minute, &out->successes_this_minute, &out->failures_this_minute);
     long long cu = atomic_load_explicit(&s->cooldown_until_ms, memory_order_relaxed);
     out->cooldown_until = cu > to_ms(now) ? cu / 1000.0 : 0;
-    double l = latency_of(rt, s, to_ms(now));
+    double l = latency_of(rt, s, false, to_ms(now));
     out->latency_ms = l > 0 ? l : -1;
     out->health_down = hc_down(s, to_ms(now));
 }

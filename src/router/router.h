@@ -206,10 +206,12 @@ typedef struct {
  * lock. The pick does not count the request: router_begin does. */
 bool router_pick(router *rt, const router_group *g, const char *const *exclude_ids, int nexclude,
                  double now, router_pick_result *out);
-/* The same, knowing the request's input size (tokens, estimated): a deployment whose tpm this
- * minute cannot take it is skipped where limits are enforced (LiteLLM: used + input > tpm). */
+/* The same, knowing the request: its input size (tokens, estimated) — a deployment whose tpm
+ * this minute cannot take it is skipped where limits are enforced (LiteLLM: used + input >
+ * tpm) — and whether it streams (latency routing then ranks by time to first token). */
 bool router_pick_for(router *rt, const router_group *g, const char *const *exclude_ids,
-                     int nexclude, long input_tokens, double now, router_pick_result *out);
+                     int nexclude, long input_tokens, bool stream, double now,
+                     router_pick_result *out);
 
 /* LiteLLM's 429 text for a failed pick: "No deployments available for selected model, Try again
  * in N seconds. Passed model=X. pre-call-checks=False, cooldown_list=['id', ...]" with N the
@@ -229,9 +231,13 @@ bool router_begin(router *rt, const cfg_deployment *d, double now);
 typedef struct {
     router_outcome outcome;
     int status;           /* upstream HTTP status; 0 = none */
-    double latency_ms;    /* whole call, or time to first token for streams (latency routing) */
+    double latency_ms;    /* the whole call */
     long tokens;          /* total tokens, for tpm and usage-based routing (0 if unknown) */
     double retry_after_s; /* upstream Retry-After in seconds; < 0 = none */
+    long completion_tokens; /* output tokens (0 if unknown): latency routing ranks non-streamed
+                               calls by latency per output token, as LiteLLM does */
+    double ttft_ms;       /* a stream's time to its first token (<= 0: not a stream); streamed
+                             calls are ranked by it */
 } router_report;
 
 /* Ends a call started with router_begin (exactly one end per successful begin): in flight,

@@ -161,7 +161,7 @@ static bool fail_with(fixture *f, const char *id, router_outcome oc, int status,
 {
     const cfg_deployment *d = dep(f, id);
     router_begin(f->rt, d, now);
-    router_report rep = {oc, status, 100, 0, retry_after};
+    router_report rep = {oc, status, 100, 0, retry_after, 0, -1};
     return router_end(f->rt, d, &rep, now);
 }
 
@@ -169,7 +169,7 @@ static void succeed(fixture *f, const char *id, double latency, long tokens, dou
 {
     const cfg_deployment *d = dep(f, id);
     assert_true(router_begin(f->rt, d, now));
-    router_report rep = {ROUTER_OK, 200, latency, tokens, -1};
+    router_report rep = {ROUTER_OK, 200, latency, tokens, -1, 0, -1};
     assert_false(router_end(f->rt, d, &rep, now));
 }
 
@@ -417,7 +417,7 @@ static void test_least_busy(void **state)
     assert_true(router_begin(f->rt, c, T0));
     for (int i = 0; i < 20; i++)
         assert_string_equal(pick_id(f, "m", T0), "b");
-    router_report ok = {ROUTER_OK, 200, 10, 5, -1};
+    router_report ok = {ROUTER_OK, 200, 10, 5, -1, 0, -1};
     router_end(f->rt, a, &ok, T0);
     router_end(f->rt, a, &ok, T0);
     for (int i = 0; i < 20; i++)
@@ -431,7 +431,7 @@ static void test_least_busy(void **state)
     assert_int_equal(st.in_flight, 2);
     /* a cancelled call frees its slot and counts nothing else */
     assert_true(router_begin(f->rt, b, T0));
-    router_report gone = {ROUTER_CANCELLED, 0, 3, 7, -1};
+    router_report gone = {ROUTER_CANCELLED, 0, 3, 7, -1, 0, -1};
     assert_false(router_end(f->rt, b, &gone, T0));
     router_stats(f->rt, b, T0, &st);
     assert_int_equal(st.in_flight, 1);
@@ -489,6 +489,41 @@ static void test_latency_based(void **state)
     assert_int_equal(n[2], 0);
 }
 
+/* lowest_latency.py's measures: latency per output token for ordinary calls, time to first
+ * token for streams */
+static void test_latency_per_token_and_ttft(void **state)
+{
+    fixture *f = *state;
+    mk(f, "model_list:\n" DEP("a", "m", "openai/x", "") DEP("b", "m", "openai/x", "")
+              "router_settings: {routing_strategy: latency-based-routing}\n");
+    /* a: long answers, 10 ms per token but 1 s a call, and a slow first token when streaming;
+     * b: short answers, 30 ms per token, 300 ms a call, a quick first token */
+    router_report ra = {ROUTER_OK, 200, 1000, 150, -1, 100, 500};
+    router_report rb = {ROUTER_OK, 200, 300, 60, -1, 10, 50};
+    assert_true(router_begin(f->rt, dep(f, "a"), T0));
+    router_end(f->rt, dep(f, "a"), &ra, T0);
+    assert_true(router_begin(f->rt, dep(f, "b"), T0));
+    router_end(f->rt, dep(f, "b"), &rb, T0);
+    router_pick_result r;
+    for (int i = 0; i < 20; i++) {
+        assert_true(router_pick_for(f->rt, grp(f, "m"), NULL, 0, 0, false, T0 + 1, &r));
+        assert_string_equal(r.d->id, "a"); /* per output token */
+        assert_true(router_pick_for(f->rt, grp(f, "m"), NULL, 0, 0, true, T0 + 1, &r));
+        assert_string_equal(r.d->id, "b"); /* time to first token */
+    }
+    /* a deployment that never streamed is ranked for streams by its per-token latency */
+    mk(f, "model_list:\n" DEP("a", "m", "openai/x", "") DEP("b", "m", "openai/x", "")
+              "router_settings: {routing_strategy: latency-based-routing}\n");
+    router_report na = {ROUTER_OK, 200, 200, 20, -1, 10, -1}; /* 20 ms per token */
+    router_report sb = {ROUTER_OK, 200, 900, 20, -1, 10, 40};  /* first token after 40 ms */
+    assert_true(router_begin(f->rt, dep(f, "a"), T0));
+    router_end(f->rt, dep(f, "a"), &na, T0);
+    assert_true(router_begin(f->rt, dep(f, "b"), T0));
+    router_end(f->rt, dep(f, "b"), &sb, T0);
+    assert_true(router_pick_for(f->rt, grp(f, "m"), NULL, 0, 0, true, T0 + 1, &r));
+    assert_string_equal(r.d->id, "a"); /* 20 beats 40 */
+}
+
 static void test_usage_based_tpm(void **state)
 {
     fixture *f = *state;
@@ -521,17 +556,17 @@ static void test_tpm_counts_the_request(void **state)
     succeed(f, "b", 10, 950, T0);
     router_pick_result r;
     /* a has used the least: a small request goes there, a big one does not fit */
-    assert_true(router_pick_for(f->rt, grp(f, "m"), NULL, 0, 50, T0 + 1, &r));
+    assert_true(router_pick_for(f->rt, grp(f, "m"), NULL, 0, 50, false, T0 + 1, &r));
     assert_string_equal(r.d->id, "a");
-    assert_true(router_pick_for(f->rt, grp(f, "m"), NULL, 0, 500, T0 + 1, &r));
+    assert_true(router_pick_for(f->rt, grp(f, "m"), NULL, 0, 500, false, T0 + 1, &r));
     assert_string_equal(r.d->id, "b");
     /* exactly at the limit still fits (the test is >, not >=) */
-    assert_true(router_pick_for(f->rt, grp(f, "m"), NULL, 0, 100, T0 + 1, &r));
+    assert_true(router_pick_for(f->rt, grp(f, "m"), NULL, 0, 100, false, T0 + 1, &r));
     assert_string_equal(r.d->id, "a");
     /* simple-shuffle: tpm is a weight only, never a reason to skip */
     mk(f, "model_list:\n" DEP("a", "m", "openai/x", "      tpm: 1000\n"));
     succeed(f, "a", 10, 5000, T0);
-    assert_true(router_pick_for(f->rt, grp(f, "m"), NULL, 0, 500, T0 + 1, &r));
+    assert_true(router_pick_for(f->rt, grp(f, "m"), NULL, 0, 500, false, T0 + 1, &r));
 }
 
 static void test_rpm_limit(void **state)
@@ -1036,7 +1071,7 @@ static void *worker(void *p)
             continue;
         }
         w->picked++;
-        router_report rep = {ROUTER_OK, 200, 5, 1, -1};
+        router_report rep = {ROUTER_OK, 200, 5, 1, -1, 0, -1};
         router_end(w->f->rt, r.d, &rep, T0 + 1);
     }
     return NULL;
@@ -1191,6 +1226,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_latency_based, setup, teardown),
         cmocka_unit_test_setup_teardown(test_usage_based_tpm, setup, teardown),
         cmocka_unit_test_setup_teardown(test_tpm_counts_the_request, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_latency_per_token_and_ttft, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rpm_limit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cooldown_allowed_fails, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cooldown_default_rules, setup, teardown),
