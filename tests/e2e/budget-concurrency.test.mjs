@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import { startSluice, fetchJSON, authHeaders, checkErrorEnvelope, MASTER_KEY } from './lib/sluice.mjs';
 import { startMock } from './lib/mock-upstream.mjs';
+import { pricedModelList } from './lib/config.mjs';
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const sha256 = (s) => crypto.createHash('sha256').update(s).digest('hex');
@@ -40,15 +41,7 @@ const COST = PROMPT_TOKENS * IN_COST + COMPLETION_TOKENS * OUT_COST; // one requ
 const BUDGET = AFFORDABLE * COST;
 
 const config = (mock) => `
-model_list:
-  - model_name: priced
-    litellm_params:
-      model: openai/priced-mock
-      api_base: ${mock.baseURL}
-      api_key: sk-upstream-test
-      input_cost_per_token: ${IN_COST}
-      output_cost_per_token: ${OUT_COST}
-general_settings:
+${pricedModelList(mock, IN_COST, OUT_COST)}general_settings:
   master_key: ${MASTER_KEY}
   proxy_batch_write_at: 1
 `;

@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import OpenAI from 'openai';
 import { startSluice, fetchJSON, authHeaders, checkErrorEnvelope, MASTER_KEY } from './lib/sluice.mjs';
 import { startMock } from './lib/mock-upstream.mjs';
+import { pricedModelList } from './lib/config.mjs';
 
 const IN_COST = 0.001;
 const OUT_COST = 0.002;
@@ -15,15 +16,7 @@ const PROMPT = 'how much';
 const COST = (words(PROMPT) + 1) * IN_COST + words(ANSWER) * OUT_COST; // the mock bills words + 1 input tokens
 
 const config = (mock, maxBudget) => `
-model_list:
-  - model_name: priced
-    litellm_params:
-      model: openai/priced-mock
-      api_base: ${mock.baseURL}
-      api_key: sk-upstream-test
-      input_cost_per_token: ${IN_COST}
-      output_cost_per_token: ${OUT_COST}
-litellm_settings:
+${pricedModelList(mock, IN_COST, OUT_COST)}litellm_settings:
   max_budget: ${maxBudget}
 general_settings:
   master_key: ${MASTER_KEY}

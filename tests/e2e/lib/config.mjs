@@ -15,3 +15,16 @@ ${extra}    model_info:
       id: ${id}
 `;
 }
+
+// model_list with one model group "priced" on the mock, at the given prices per token.
+export function pricedModelList(mock, inCost, outCost) {
+  return `model_list:
+  - model_name: priced
+    litellm_params:
+      model: openai/priced-mock
+      api_base: ${mock.baseURL}
+      api_key: sk-upstream-test
+      input_cost_per_token: ${inCost}
+      output_cost_per_token: ${outCost}
+`;
+}
