@@ -29,6 +29,7 @@
 #include "util/sbuf.h"
 #include "util/thread.h"
 #include "util/clock.h"
+#include "util/duration.h"
 
 static lim *g_lim;
 static spend_accum *g_acc;
@@ -593,6 +594,23 @@ fail:
     return -1;
 }
 
+/* The flusher's store jobs: the store thread marks one finished, the flusher waits for it. */
+static void job_finished(bool *finished)
+{
+    pthread_mutex_lock(&g_mu);
+    *finished = true;
+    pthread_cond_broadcast(&g_cv);
+    pthread_mutex_unlock(&g_mu);
+}
+
+static void job_wait(const bool *finished)
+{
+    pthread_mutex_lock(&g_mu);
+    while (!*finished)
+        pthread_cond_wait(&g_cv, &g_mu);
+    pthread_mutex_unlock(&g_mu);
+}
+
 /* Runs on the store thread right after the commit: the written amounts move from "unflushed" to
  * "written" before the store reads any key record again, so records loaded earlier (which lack
  * this spend) and later (which have it) both see the exact total. */
@@ -606,10 +624,7 @@ static void flush_done(store_job *j)
             lim_budget_flushed(g_lim, ent, fj->batch.incs[i].amount);
         }
     }
-    pthread_mutex_lock(&g_mu);
-    ((flush_job *)j)->finished = true;
-    pthread_cond_broadcast(&g_cv);
-    pthread_mutex_unlock(&g_mu);
+    job_finished(&fj->finished);
 }
 
 /* One flush: take, write, wait for the store's answer. Returns whether more is pending. */
@@ -630,10 +645,7 @@ static bool flush_once(void)
         free(fj);
         return false;
     }
-    pthread_mutex_lock(&g_mu);
-    while (!fj->finished)
-        pthread_cond_wait(&g_cv, &g_mu);
-    pthread_mutex_unlock(&g_mu);
+    job_wait(&fj->finished);
     spend_batch *b = &fj->batch;
     if (fj->job.status != 0) {
         if (b->nrows || b->nincs)
@@ -654,6 +666,80 @@ static bool flush_once(void)
     spend_accum_stats st;
     spend_accum_get_stats(g_acc, &st);
     return ok && st.spill_pending;
+}
+
+/* ---- spend-log retention ------------------------------------------------------------------
+ * general_settings.maximum_spend_logs_retention_period: every ..._retention_interval (default a
+ * day, first run at start-up) the flusher deletes spend-log rows that started before now minus
+ * the period, PRUNE_BATCH rows per store job so key lookups keep flowing between batches. */
+
+#define PRUNE_BATCH 5000
+
+typedef struct {
+    store_job job;
+    char cutoff[32];
+    int deleted;
+    bool finished;
+} prune_job;
+
+static int prune_run(db_conn *c, store_job *j)
+{
+    prune_job *pj = (prune_job *)j;
+    const char *p[1] = {pj->cutoff};
+    int n = db_exec(c,
+                    "DELETE FROM sluice_spend_logs WHERE request_id IN (SELECT request_id FROM "
+                    "sluice_spend_logs WHERE start_time < $1 LIMIT 5000)",
+                    1, p, NULL, j->err, sizeof j->err);
+    if (n < 0)
+        return -1;
+    pj->deleted = n;
+    return 0;
+}
+
+static void prune_done(store_job *j)
+{
+    job_finished(&((prune_job *)j)->finished);
+}
+
+static void prune_spend_logs(void)
+{
+    static time_t next; /* flusher thread only */
+    const char *period = g_cfg->spend_logs_retention;
+    time_t now = time(NULL), until;
+    if (!period || now < next || duration_add(now, period, &until) < 0)
+        return;
+    next = now + (time_t)g_cfg->spend_logs_cleanup_s;
+    char cutoff[32];
+    iso_time(now - (until - now), cutoff);
+    long total = 0;
+    for (int round = 0; round < 100000; round++) {
+        prune_job *pj = calloc(1, sizeof *pj);
+        if (!pj)
+            break;
+        snprintf(pj->cutoff, sizeof pj->cutoff, "%s", cutoff);
+        pj->job.run = prune_run;
+        pj->job.done = prune_done;
+        if (store_submit(g_store, &pj->job) < 0) {
+            free(pj);
+            next = now + 60; /* closing or away: try again soon */
+            break;
+        }
+        job_wait(&pj->finished);
+        bool more = pj->job.status == 0 && pj->deleted >= PRUNE_BATCH;
+        if (pj->job.status != 0) {
+            log_msg(LOG_WARN, "spend logs: retention cleanup failed (%s); retrying in a minute",
+                    pj->job.err);
+            next = now + 60;
+        } else {
+            total += pj->deleted;
+        }
+        free(pj);
+        if (!more)
+            break;
+    }
+    if (total > 0)
+        log_msg(LOG_INFO, "spend logs: deleted %ld rows that started before %s "
+                          "(maximum_spend_logs_retention_period %s)", total, cutoff, period);
 }
 
 static void *flusher_main(void *arg)
@@ -681,6 +767,7 @@ static void *flusher_main(void *arg)
         }
         if (stop)
             break;
+        prune_spend_logs();
     }
     return NULL;
 }

@@ -19,6 +19,7 @@
 #include <curl/curl.h>
 
 #include "util/hash.h"
+#include "util/duration.h"
 
 const char cfg_demo_yaml[] =
     "# sluice's built-in demo: answers offline through LiteLLM's mock_response.\n"
@@ -845,6 +846,24 @@ static void load_general(loader *L, struct fy_node *n)
                 else
                     L->c->health_check_interval_s = t;
             }
+        } else if (strcmp(key, "maximum_spend_logs_retention_period") == 0 ||
+                   strcmp(key, "maximum_spend_logs_retention_interval") == 0) {
+            bool period = key[strlen(key) - 1] == 'd'; /* ..._period */
+            char what[160];
+            snprintf(what, sizeof what, "general_settings.%s", key);
+            char *s = scalar_str(L, v, what);
+            time_t now = time(NULL), t;
+            if (s && (duration_add(now, s, &t) < 0 || t <= now)) {
+                ERR(L, v, "%s must be a duration like \"7d\", \"24h\", \"60m\" or \"3600s\", "
+                          "got '%s'", what, s);
+            } else if (s && period) {
+                free(L->c->spend_logs_retention);
+                L->c->spend_logs_retention = s;
+                s = NULL;
+            } else if (s) {
+                L->c->spend_logs_cleanup_s = (double)(t - now);
+            }
+            free(s);
         } else if (strcmp(key, "disable_spend_logs") == 0) {
             scalar_bool(L, v, "general_settings.disable_spend_logs", &L->c->disable_spend_logs);
         } else if (strcmp(key, "max_request_size_mb") == 0) {
@@ -1004,6 +1023,7 @@ static cfg *cfg_new(void)
     c->ssl_verify = 1;
     c->health_check_interval_s = 300; /* LiteLLM's default */
     c->health_check_routing = true;
+    c->spend_logs_cleanup_s = 86400; /* LiteLLM's default: daily */
     c->key_cache_ttl_s = 60;
     c->max_budget = -1;
     c->graceful_shutdown_s = 30;
@@ -1321,6 +1341,7 @@ void cfg_free(cfg *c)
     free(c->database_url);
     free(c->price_file);
     free(c->ssl_ca_file);
+    free(c->spend_logs_retention);
     free(c->path);
     free(c);
 }

@@ -60,6 +60,10 @@ typedef struct {
     bool disable_schema_update; /* general_settings.disable_prisma_schema_update or
                                    DISABLE_SCHEMA_UPDATE=true */
     bool disable_spend_logs;    /* general_settings.disable_spend_logs */
+    char *spend_logs_retention; /* general_settings.maximum_spend_logs_retention_period ("7d");
+                                   NULL: spend-log rows are kept */
+    double spend_logs_cleanup_s;/* general_settings.maximum_spend_logs_retention_interval
+                                   (default 1 day) */
     double max_budget;          /* litellm_settings.max_budget: proxy-wide budget; < 0 none */
     char *price_file;           /* sluice_settings.model_prices_file: LiteLLM-format prices */
     bool json_logs;             /* litellm_settings.json_logs */

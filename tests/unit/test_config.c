@@ -701,6 +701,22 @@ static void test_tls_and_health_settings(void **state)
 
     snprintf(yaml, sizeof yaml, "%s      ssl_verify: /nonexistent/ca.pem\n", models);
     expect_error(f, yaml, "ssl_verify: '/nonexistent/ca.pem' is neither true/false nor a readable", 6, 0);
+
+    /* spend-log retention: durations as LiteLLM writes them */
+    snprintf(yaml, sizeof yaml,
+             "%sgeneral_settings:\n  maximum_spend_logs_retention_period: 7d\n"
+             "  maximum_spend_logs_retention_interval: 12h\n", models);
+    c = load_ok(f, yaml);
+    assert_string_equal(c->spend_logs_retention, "7d");
+    assert_true(c->spend_logs_cleanup_s == 12 * 3600);
+    cfg_free(c);
+    c = load_ok(f, models);
+    assert_null(c->spend_logs_retention);
+    assert_true(c->spend_logs_cleanup_s == 86400);
+    cfg_free(c);
+    snprintf(yaml, sizeof yaml, "%sgeneral_settings:\n  maximum_spend_logs_retention_period: 7 days\n",
+             models);
+    expect_error(f, yaml, "maximum_spend_logs_retention_period must be a duration like", 7, 0);
 }
 
 static void test_empty_file_is_not_malformed(void **state)
