@@ -175,6 +175,14 @@ static inline void roll(const lim *l, lim_entry *e, int64_t now_s)
     }
 }
 
+/* Spend the entity has that a record read when the written total was written_at_load does not
+ * show: what was written since, plus what is not written yet. */
+static inline double not_in_record(const lim_entry *e, double written_at_load)
+{
+    double since = e->written - written_at_load;
+    return (since > 0 ? since : 0) + e->unflushed;
+}
+
 static inline bool idle(const lim *l, const lim_entry *e, int64_t now_s)
 {
     /* an entry that has had spend written is kept: cached records measure from its total */
@@ -590,8 +598,7 @@ int lim_budget_reserve_all(lim *l, const lim_budget_check *checks, int n, double
         }
         ent[i] = e;
         double spend = checks[i].spend > 0 ? checks[i].spend : 0;
-        double since = e->written - checks[i].written_at_load;
-        double current = spend + (since > 0 ? since : 0) + e->unflushed;
+        double current = spend + not_in_record(e, checks[i].written_at_load);
         double max = checks[i].max_budget;
         bool refuse = current + fabs(max) * 1e-9 >= max; /* spent, to within rounding */
         if (!refuse && (l->budget_strict || e->nreserved > 0))
@@ -656,9 +663,10 @@ void lim_budget_settle(lim *l, lim_reservation *r, double actual_cost)
     r->amount = 0;
 }
 
-/* Runs fn on the entity's entry under its stripe lock (NULL when absent). */
-static double with_entity(lim *l, const char *entity, double amount,
-                          double (*fn)(lim_entry *, double))
+/* Runs fn on the entity's entry under its stripe lock: NULL when absent, or (create) a new
+ * entry then (NULL only when out of memory). */
+static double with_entry(lim *l, const char *entity, bool create, double amount,
+                         double (*fn)(lim_entry *, double))
 {
     if (!entity)
         return 0;
@@ -666,9 +674,15 @@ static double with_entity(lim *l, const char *entity, double amount,
     uint64_t h = hash_key(entity, len);
     lim_stripe *s = &l->stripes[stripe_of(h)];
     pthread_mutex_lock(&s->mu);
-    double r = fn(find(s, h, entity, len), amount);
+    double r = fn(create ? find_or_add(s, h, entity, len) : find(s, h, entity, len), amount);
     pthread_mutex_unlock(&s->mu);
     return r;
+}
+
+static double with_entity(lim *l, const char *entity, double amount,
+                          double (*fn)(lim_entry *, double))
+{
+    return with_entry(l, entity, false, amount, fn);
 }
 
 static double get_unflushed(lim_entry *e, double unused)
@@ -683,7 +697,7 @@ static double get_written(lim_entry *e, double unused)
     return e ? e->written : 0;
 }
 
-static double sub_unflushed(lim_entry *e, double amount)
+static double mark_written(lim_entry *e, double amount)
 {
     if (e && amount > 0) {
         e->written += amount;
@@ -715,10 +729,7 @@ double lim_budget_written(lim *l, const char *entity)
 
 static double get_since(lim_entry *e, double written_at_load)
 {
-    if (!e)
-        return 0;
-    double since = e->written - written_at_load;
-    return e->unflushed + (since > 0 ? since : 0);
+    return e ? not_in_record(e, written_at_load) : 0;
 }
 
 double lim_budget_spend_since(lim *l, const char *entity, double written_at_load)
@@ -728,17 +739,10 @@ double lim_budget_spend_since(lim *l, const char *entity, double written_at_load
 
 void lim_budget_flushed(lim *l, const char *entity, double amount)
 {
-    if (!entity || !(amount > 0))
-        return;
     /* created when absent: an entity without a budget has no entry yet, and its cached records
      * (x-litellm-key-spend) measure what was written since they were read from it too */
-    size_t len = strlen(entity);
-    uint64_t h = hash_key(entity, len);
-    lim_stripe *s = &l->stripes[stripe_of(h)];
-    pthread_mutex_lock(&s->mu);
-    lim_entry *e = find_or_add(s, h, entity, len);
-    sub_unflushed(e, amount);
-    pthread_mutex_unlock(&s->mu);
+    if (amount > 0)
+        with_entry(l, entity, true, amount, mark_written);
 }
 
 void lim_budget_reset(lim *l, const char *entity)
