@@ -1285,16 +1285,23 @@ static bool hc_down(const dstate *s, long long now_ms)
 /* Deployments that can take a call as far as health goes: not cooling, and not marked down by
  * a background health check — unless every non-cooling one is marked down, in which case the
  * marks are ignored (health checks alone never make a group unroutable). */
-static int count_healthy(const router *rt, const router_group *g, long long now_ms)
+static void health_scan(const router *rt, const router_group *g, long long now_ms, int *warm,
+                        int *up)
 {
-    int up = 0, warm = 0;
+    *warm = *up = 0;
     for (int i = 0; i < g->n; i++) {
         const dstate *s = &rt->st[g->idx[i]];
         if (cooling(s, now_ms))
             continue;
-        warm++;
-        up += !hc_down(s, now_ms);
+        (*warm)++;
+        *up += !hc_down(s, now_ms);
     }
+}
+
+static int count_healthy(const router *rt, const router_group *g, long long now_ms)
+{
+    int warm, up;
+    health_scan(rt, g, now_ms, &warm, &up);
     return up ? up : warm;
 }
 
@@ -1335,18 +1342,10 @@ bool router_pick_for(router *rt, const router_group *g, const char *const *exclu
      * background health check marked down is skipped while the group has another one that is
      * neither cooling nor marked down (one excluded or at its rpm counts: that is capacity, not
      * health); otherwise the marks are ignored (LiteLLM's safety net: health checks alone never
-     * make a group unroutable). The scan for that costs one more load per deployment. */
-    bool group_up = false, any_down = false;
-    for (int i = 0; i < g->n; i++) {
-        const dstate *s = &rt->st[g->idx[i]];
-        if (cooling(s, now_ms))
-            continue;
-        if (hc_down(s, now_ms))
-            any_down = true;
-        else
-            group_up = true;
-    }
-    bool skip_down = any_down && group_up;
+     * make a group unroutable), the rule count_healthy applies too. */
+    int warm, up;
+    health_scan(rt, g, now_ms, &warm, &up);
+    bool skip_down = up > 0 && up < warm;
     for (int i = 0; i < g->n; i++) {
         int di = g->idx[i];
         const cfg_deployment *d = &rt->c->deps[di];
@@ -1368,11 +1367,10 @@ bool router_pick_for(router *rt, const router_group *g, const char *const *exclu
         }
         /* tpm: LiteLLM's test is used + this request's input > tpm (without an estimate: the
          * minute's tokens reached it) */
-        long used_t = d->tpm > 0 ? tpm_count(s, minute) : 0;
         if (rt->s.enforce_deployment_limits &&
             ((d->rpm > 0 && rpm_count(s, minute) >= d->rpm) ||
-             (d->tpm > 0 && (input_tokens > 0 ? used_t + input_tokens > d->tpm
-                                               : used_t >= d->tpm)))) {
+             (d->tpm > 0 && (input_tokens > 0 ? tpm_count(s, minute) + input_tokens > d->tpm
+                                               : tpm_count(s, minute) >= d->tpm)))) {
             out->nlimited++;
             double next = (double)(minute + 1) * 60.0;
             if (next < retry_at)
