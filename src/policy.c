@@ -35,14 +35,6 @@ static lim *g_lim;
 static spend_accum *g_acc;
 static store *g_store;
 static keycache *g_kc;
-
-/* limits/' name for an entity: "key:<hash>", "user:<id>", "team:<id>", "org:<id>" (kind is a
- * spend_entity, in the same order as a key record's key, user, team, org). */
-static void entity_name(char *out, size_t n, int kind, const char *id)
-{
-    static const char *const pre[4] = {"key:", "user:", "team:", "org:"};
-    snprintf(out, n, "%s%s", pre[kind & 3], id ? id : "");
-}
 static const cfg *g_cfg;
 static pthread_t g_flusher;
 static bool g_flusher_started;
@@ -55,6 +47,23 @@ static bool g_stop;
  * JSON formatting and write(2) then run on the request threads. */
 #define FLUSH_EARLY_ROWS 4000
 static atomic_long g_unflushed_rows;
+
+/* limits/' name for an entity: "key:<hash>", "user:<id>", "team:<id>", "org:<id>" (kind is a
+ * spend_entity, in the same order as entities_of lists a record's). */
+static void entity_name(char *out, size_t n, int kind, const char *id)
+{
+    static const char *const pre[4] = {"key:", "user:", "team:", "org:"};
+    snprintf(out, n, "%s%s", pre[kind & 3], id ? id : "");
+}
+
+/* A key record's entities in spend_entity order: key, user, team, organization (NULL: none). */
+static void entities_of(key_rec *k, key_entity *out[4])
+{
+    out[0] = &k->key;
+    out[1] = k->has_user ? &k->user : NULL;
+    out[2] = k->has_team ? &k->team : NULL;
+    out[3] = k->has_org ? &k->org : NULL;
+}
 
 /* Two per request: formatted once a second per thread (gmtime_r takes glibc's time-zone
  * lock, shared by every worker). */
@@ -165,6 +174,24 @@ static bool proxy_budget_check(lim_budget_check *c)
     return true;
 }
 
+/* Reserves the request's estimate on every budget check, all or nothing; false after filling d
+ * with LiteLLM's budget_exceeded refusal. */
+static bool reserve_budgets(const lim_budget_check *bc, int nb, const policy_request *pr,
+                            policy_grant *g, policy_denial *d)
+{
+    if (!nb)
+        return true;
+    lim_budget_verdict bv;
+    int rc = lim_budget_reserve_all(g_lim, bc, nb, estimate_for(pr), &g->resv, &bv);
+    if (rc == 0) {
+        deny(d, 400, "budget_exceeded", "x");
+        lim_format_budget_refusal(&bv, d->message, sizeof d->message);
+        return false;
+    }
+    g->reserved = rc == 1;
+    return true;
+}
+
 bool policy_admit(const auth_ident *id, const policy_request *pr, policy_grant *g,
                   policy_denial *d)
 {
@@ -177,16 +204,8 @@ bool policy_admit(const auth_ident *id, const policy_request *pr, policy_grant *
     if (!id || id->kind != IDENT_KEY || !id->rec) {
         /* master key / open proxy: no per-key policy, only the proxy-wide budget */
         lim_budget_check proxy;
-        if (proxy_budget_check(&proxy)) {
-            lim_budget_verdict bv;
-            int rc = lim_budget_reserve_all(g_lim, &proxy, 1, estimate_for(pr), &g->resv, &bv);
-            if (rc == 0) {
-                deny(d, 400, "budget_exceeded", "x");
-                lim_format_budget_refusal(&bv, d->message, sizeof d->message);
-                goto refused;
-            }
-            g->reserved = rc == 1;
-        }
+        if (!reserve_budgets(&proxy, proxy_budget_check(&proxy), pr, g, d))
+            goto refused;
         return true;
     }
     key_rec *k = id->rec;
@@ -232,8 +251,8 @@ bool policy_admit(const auth_ident *id, const policy_request *pr, policy_grant *
         goto refused;
     }
     /* budgets, reserved all-or-nothing */
-    const key_entity *ents[4] = {&k->key, k->has_user ? &k->user : NULL,
-                                 k->has_team ? &k->team : NULL, k->has_org ? &k->org : NULL};
+    key_entity *ents[4];
+    entities_of(k, ents);
     for (int i = 0; i < 4; i++)
         if (ents[i] && ents[i]->id)
             entity_name(g->desc[i], sizeof g->desc[i], i, ents[i]->id);
@@ -244,18 +263,9 @@ bool policy_admit(const auth_ident *id, const policy_request *pr, policy_grant *
             bc[nb++] = (lim_budget_check){.entity = g->desc[i], .spend = ents[i]->spend,
                                           .written_at_load = ents[i]->written_at_load,
                                           .max_budget = ents[i]->max_budget};
-    if (proxy_budget_check(&bc[nb]))
-        nb++;
-    if (nb) {
-        lim_budget_verdict bv;
-        int rc = lim_budget_reserve_all(g_lim, bc, nb, estimate_for(pr), &g->resv, &bv);
-        if (rc == 0) {
-            deny(d, 400, "budget_exceeded", "x");
-            lim_format_budget_refusal(&bv, d->message, sizeof d->message);
-            goto refused;
-        }
-        g->reserved = rc == 1;
-    }
+    nb += proxy_budget_check(&bc[nb]);
+    if (!reserve_budgets(bc, nb, pr, g, d))
+        goto refused;
     /* rate limits, all-or-nothing across key, user, team, organization */
     for (int i = 0; i < 4; i++) {
         if (!ents[i] || !g->desc[i][0])
@@ -319,7 +329,7 @@ double policy_key_spend(const policy_grant *g)
     if (!g->rec)
         return -1;
     char e[80];
-    snprintf(e, sizeof e, "key:%s", g->rec->token);
+    entity_name(e, sizeof e, SPEND_KEY, g->rec->token);
     return g->rec->key.spend + lim_budget_spend_since(g_lim, e, g->rec->key.written_at_load);
 }
 
@@ -674,6 +684,8 @@ static bool flush_once(void)
  * the period, PRUNE_BATCH rows per store job so key lookups keep flowing between batches. */
 
 #define PRUNE_BATCH 5000
+#define STR_(x) #x
+#define STR(x) STR_(x)
 
 typedef struct {
     store_job job;
@@ -688,7 +700,7 @@ static int prune_run(db_conn *c, store_job *j)
     const char *p[1] = {pj->cutoff};
     int n = db_exec(c,
                     "DELETE FROM sluice_spend_logs WHERE request_id IN (SELECT request_id FROM "
-                    "sluice_spend_logs WHERE start_time < $1 LIMIT 5000)",
+                    "sluice_spend_logs WHERE start_time < $1 LIMIT " STR(PRUNE_BATCH) ")",
                     1, p, NULL, j->err, sizeof j->err);
     if (n < 0)
         return -1;
@@ -776,8 +788,8 @@ static void *flusher_main(void *arg)
 static void stamp_record(void *ctx, key_rec *k)
 {
     (void)ctx;
-    key_entity *ents[4] = {&k->key, k->has_user ? &k->user : NULL, k->has_team ? &k->team : NULL,
-                           k->has_org ? &k->org : NULL};
+    key_entity *ents[4];
+    entities_of(k, ents);
     for (int i = 0; i < 4; i++)
         if (ents[i] && ents[i]->id) {
             char ent[100];
