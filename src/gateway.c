@@ -344,7 +344,7 @@ static void finish(llm_req *r, int status)
                                  : overhead_ms(r);
     /* the access line says what the client got: once a stream's 200 headers went out, a later
      * failure is an error event inside that 200 (named in error=), not a 502 it never saw */
-    int sent = r->t_headers > 0 && r->stream && status != 499 ? 200 : status;
+    int sent = r->headers_sent && status != 499 ? 200 : status;
     log_access(&(log_access_rec){
         .method = "POST", .path = r->path, .status = sent, .model = r->model,
         .call_id = r->call_id, .deployment_id = r->dep ? r->dep->id : NULL,
@@ -936,24 +936,19 @@ static void on_done(ups_xfer *x, CURLcode rc, long status, const char *errbuf)
         }
         if (retry_or_fallback(r, ROUTER_CONNECTION_ERROR, 0, -1))
             return;
-        const char *why = errbuf && errbuf[0] ? errbuf : curl_easy_strerror(rc);
-        const char *host = r->dep->host ? r->dep->host : "?";
-        if (ups_tls_cert_error(rc))
-            /* curl's text names the certificate problem (issuer, name, expiry), never the URL's
-             * credentials or the key */
-            snprintf(msg, sizeof msg, "litellm.APIConnectionError: %s - TLS certificate problem "
-                                      "with provider '%s' at %s: %s (a private CA's bundle goes "
-                                      "in ssl_verify: /path/ca.pem; ssl_verify: false skips "
-                                      "verification)",
-                     prov, r->dep->provider, host, why);
-        else if (ups_tls_error(rc))
-            snprintf(msg, sizeof msg, "litellm.APIConnectionError: %s - TLS handshake with "
-                                      "provider '%s' at %s failed: %s",
-                     prov, r->dep->provider, host, why);
-        else
-            snprintf(msg, sizeof msg, "litellm.APIConnectionError: %s - cannot reach provider "
-                                      "'%s' at %s: %s",
-                     prov, r->dep->provider, host, why);
+        /* curl's text names the problem (for TLS: issuer, name, expiry), never the URL's
+         * credentials or the key */
+        bool cert = ups_tls_cert_error(rc), tls = cert || ups_tls_error(rc);
+        snprintf(msg, sizeof msg, "litellm.APIConnectionError: %s - %s provider '%s' at %s: %s%s",
+                 prov,
+                 cert ? "TLS certificate problem with"
+                 : tls ? "TLS handshake failed with"
+                       : "cannot reach",
+                 r->dep->provider, r->dep->host ? r->dep->host : "?",
+                 errbuf && errbuf[0] ? errbuf : curl_easy_strerror(rc),
+                 cert ? " (a private CA's bundle goes in ssl_verify: /path/ca.pem; ssl_verify: "
+                        "false skips verification)"
+                      : "");
         reply_error_and_finish(r, 502, "api_connection_error", NULL, msg);
         return;
     }

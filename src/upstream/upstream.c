@@ -339,7 +339,9 @@ int ups_start(ups_loop *l, ups_xfer *x, const ups_request *r)
     curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, r->timeout_ms > 0 ? r->timeout_ms : 0L);
     curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS,
                      r->connect_timeout_ms > 0 ? r->connect_timeout_ms : 10000L);
-    x->tls_custom = r->insecure || r->ca_file;
+    /* only a TLS transfer needs them (SSL_CERT_FILE in the environment would otherwise cost
+     * every plain-HTTP transfer a setopt and a reset) */
+    x->tls_custom = (r->insecure || r->ca_file) && r->url && strncasecmp(r->url, "https:", 6) == 0;
     if (x->tls_custom)
         tls_apply(e, r);
     if (curl_multi_add_handle(l->multi, e) != CURLM_OK) {
