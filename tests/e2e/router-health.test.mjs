@@ -186,6 +186,53 @@ general_settings:
   });
 });
 
+describe('enable_health_check_routing: false keeps the checks for /health only', () => {
+  const m = {};
+  let sluice;
+  before(async () => {
+    m.a = await startMock();
+    m.b = await startMock({ error: { status: 500, message: 'b is down', type: 'server_error' } });
+    sluice = await startSluice({
+      config: `
+model_list:
+  - model_name: pair
+    litellm_params: {model: openai/pair-a, api_base: "${m.a.baseURL}", api_key: sk-upstream-a, num_retries: 0}
+    model_info: {id: dep-a}
+  - model_name: pair
+    litellm_params: {model: openai/pair-b, api_base: "${m.b.baseURL}", api_key: sk-upstream-b, num_retries: 0}
+    model_info: {id: dep-b}
+router_settings:
+  allowed_fails: 1000
+general_settings:
+  master_key: ${MASTER_KEY}
+  background_health_checks: true
+  health_check_interval: 1
+  enable_health_check_routing: false
+`,
+    });
+  });
+  after(async () => {
+    try {
+      if (sluice && !sluice.stopRequested) await sluice.stop();
+    } finally {
+      await Promise.all(Object.values(m).map((x) => x.close()));
+    }
+  });
+
+  it('an unhealthy deployment shows in /health but still gets requests', async () => {
+    await until(sluice, (b) => ids(b.unhealthy_endpoints).includes('dep-b'), 3500, 'dep-b reported unhealthy');
+    const before = chats(m.b);
+    for (let i = 0; i < 20; i++) await chat(sluice, 'pair', `still ${i}`);
+    assert.ok(chats(m.b) > before, `dep-b still routed to: ${chats(m.b) - before} of 20`);
+    await sleep(300);
+    assert.match(sluice.stderr(), /\(id dep-b\) is unhealthy: .*still routed to \(general_settings\.enable_health_check_routing is false\)/);
+  });
+
+  it('shuts down cleanly', async () => {
+    await sluice.stop();
+  });
+});
+
 describe('GET /health with background checks answers from the last round', () => {
   let mock;
   let sluice;
