@@ -989,31 +989,30 @@ target_check() { # NAME OK(yes/no/n/a) DETAIL
         echo
     done
 
+    # ratio_check NAME MIN NUM_LABEL NUM DEN_LABEL DEN: a throughput-ratio target (NUM/DEN ≥ MIN).
+    ratio_check() {
+        local name=$1 min=$2 nl=$3 num=$4 dl=$5 den=$6 r ok
+        if [[ "$num" == - || "$den" == - ]]; then
+            target_check "$name" n/a "no successful run"
+            return
+        fi
+        r=$(fcalc "$num / $den" 2)
+        if fcmp "$r >= $min"; then ok=yes; else ok=no; fi
+        target_check "$name" $ok "$nl $(fcalc "$num" 0) req/s vs $dl $(fcalc "$den" 0) req/s = ${r}×"
+    }
     echo "## Summary"
     echo
     # Throughput targets (64-connection scenarios).
     for scen in c64 stream64; do
         has "$scen" "$SCENARIOS_CSV" || continue
         if ! has nginx "$TARGETS_CSV" || ! has sluice "$TARGETS_CSV"; then continue; fi
-        n=$(val rps "$scen" nginx); s=$(val rps "$scen" sluice)
-        if [[ "$n" == - || "$s" == - ]]; then
-            target_check "throughput $scen ≥ ${TPUT_MIN_RATIO}× nginx" n/a "no successful run"
-        else
-            ratio=$(fcalc "$s / $n" 2)
-            if fcmp "$ratio >= $TPUT_MIN_RATIO"; then ok=yes; else ok=no; fi
-            target_check "throughput $scen ≥ ${TPUT_MIN_RATIO}× nginx" $ok "sluice $(fcalc "$s" 0) req/s vs nginx $(fcalc "$n" 0) req/s = ${ratio}×"
-        fi
+        ratio_check "throughput $scen ≥ ${TPUT_MIN_RATIO}× nginx" "$TPUT_MIN_RATIO" \
+            sluice "$(val rps "$scen" sluice)" nginx "$(val rps "$scen" nginx)"
     done
     # Virtual key vs master key.
     if has vkey64 "$SCENARIOS_CSV"; then
-        m=$(val rps vkey64 sluice); v=$(val rps vkey64 vkey)
-        if [[ "$m" == - || "$v" == - ]]; then
-            target_check "throughput vkey64: virtual key ≥ ${VKEY_MIN_RATIO}× master key" n/a "no successful run"
-        else
-            ratio=$(fcalc "$v / $m" 2)
-            if fcmp "$ratio >= $VKEY_MIN_RATIO"; then ok=yes; else ok=no; fi
-            target_check "throughput vkey64: virtual key ≥ ${VKEY_MIN_RATIO}× master key" $ok "virtual key $(fcalc "$v" 0) req/s vs master key $(fcalc "$m" 0) req/s = ${ratio}×"
-        fi
+        ratio_check "throughput vkey64: virtual key ≥ ${VKEY_MIN_RATIO}× master key" "$VKEY_MIN_RATIO" \
+            "virtual key" "$(val rps vkey64 vkey)" "master key" "$(val rps vkey64 sluice)"
         case $VKEY_SPEND_OK in
             yes|no) target_check "vkey64: spend recorded = requests × price" "$VKEY_SPEND_OK" "\$$VKEY_SPEND (expected \$$VKEY_SPEND_EXPECTED–\$$VKEY_SPEND_MAX)";;
             fail) target_check "vkey64: spend recorded = requests × price" no "${VKEY_SPEND_PROBLEM:-not recorded}";;
@@ -1026,14 +1025,8 @@ target_check() { # NAME OK(yes/no/n/a) DETAIL
         for t in rshuffle rlatency; do
             case $t in rshuffle) what="simple-shuffle";; rlatency) what="latency-based-routing";; esac
             name="throughput router64: group of $ROUTER_GROUP_SIZE ($what) ≥ ${ROUTER_MIN_RATIO}× one deployment"
-            g=$(val rps router64 "$t")
-            if [[ "$one" == - || "$g" == - ]]; then
-                target_check "$name" n/a "no successful run"
-            else
-                ratio=$(fcalc "$g / $one" 2)
-                if fcmp "$ratio >= $ROUTER_MIN_RATIO"; then ok=yes; else ok=no; fi
-                target_check "$name" $ok "group $(fcalc "$g" 0) req/s vs one deployment $(fcalc "$one" 0) req/s = ${ratio}×"
-            fi
+            ratio_check "$name" "$ROUTER_MIN_RATIO" group "$(val rps router64 "$t")" \
+                "one deployment" "$one"
         done
     fi
     # Added latency at 1 connection.
